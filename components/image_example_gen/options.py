@@ -1,0 +1,65 @@
+"""What a dataset is and how to cut it: the `source:` / `target:` sections of a config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SPLITS = ("train", "eval", "test")
+
+
+class DatasetConfig(BaseModel):
+    """One dataset of a run, ingested by ImageExampleGen into train / eval / test splits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["idx", "image_folder", "tfrecord"]
+    path: str = Field(description="Directory holding the data (local, gs:// or s3://).")
+    class_names: list[str] | None = Field(
+        default=None,
+        description="Names of the dataset's original integer labels 0..K-1 (idx, tfrecord). "
+        "Image folders take their class names from the folder names.",
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        description="Classes to keep, by name, in output-label order (the first becomes 0). "
+        "None keeps every class in its original order.",
+    )
+    label_budget: int | None = Field(
+        default=None, gt=0,
+        description="At most this many training images, a seeded stratified sample. "
+        "Eval and test keep all of theirs.",
+    )
+    eval_fraction: float = Field(default=1 / 12, gt=0, lt=1,
+                                 description="Share of the training data held out for eval.")
+    test_fraction: float = Field(
+        default=0.1, gt=0, lt=1,
+        description="Share held out for test where the dataset has no test files of its own "
+        "(image folders, tfrecords).",
+    )
+    on_bad_image: Literal["fail", "skip"] = "fail"
+    image_key: str = Field(default="image", description="tfrecord only: the bytes feature.")
+    label_key: str = Field(default="label", description="tfrecord only: the int64 feature.")
+
+    @model_validator(mode="after")
+    def _classes_are_known_and_unique(self) -> "DatasetConfig":
+        if self.classes is not None:
+            duplicates = sorted({c for c in self.classes if self.classes.count(c) > 1})
+            if duplicates:
+                raise ValueError(f"classes: {duplicates} selected more than once")
+            if len(self.classes) < 2:
+                raise ValueError("classes: at least 2 classes are needed to train a classifier")
+            if self.class_names is not None:
+                unknown = [c for c in self.classes if c not in self.class_names]
+                if unknown:
+                    raise ValueError(
+                        f"classes: {unknown} are not in class_names {self.class_names}")
+        if self.class_names is not None and len(set(self.class_names)) != len(self.class_names):
+            raise ValueError("class_names: names must be unique")
+        if self.format != "image_folder" and self.class_names is None and self.classes:
+            raise ValueError(f"classes: selecting by name needs class_names for format "
+                             f"{self.format!r}")
+        if self.eval_fraction + self.test_fraction >= 1:
+            raise ValueError("eval_fraction + test_fraction must leave data for training")
+        return self

@@ -1,0 +1,117 @@
+"""The run configuration: one YAML file describes a whole run, validated before anything runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.image_example_gen.options import DatasetConfig
+from trainer.options import ModelConfig, TrainingConfig
+from transform.options import ImageConfig
+
+PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+REMOTE_PREFIXES = ("gs://", "s3://", "hdfs://", "abfs://")
+
+
+class ConfigError(ValueError):
+    """A config that can't run: says which file and key, and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvaluationConfig(_Strict):
+    """When the Evaluator blesses the transferred model."""
+
+    margin: float = Field(default=0.0, ge=0, le=1, description="Accuracy the transferred "
+                          "model must gain over the from-scratch baseline (strictly more).")
+    min_accuracy: float = Field(default=0.5, ge=0, le=1)
+
+
+class PipelineConfig(_Strict):
+    """Everything one run needs; `configs/fashion_mnist_ab.yaml` is the embedded default."""
+
+    name: str = Field(pattern=PIPELINE_NAME_PATTERN, max_length=63,
+                      description="Pipeline name; Kubeflow's V2 runner needs [a-z0-9][a-z0-9-]*.")
+    seed: int = 42
+    pipeline_root: str = Field(description="Artifacts, metadata and reports of runs go here.")
+    serving_dir: str = Field(description="Blessed models are pushed to <serving_dir>/<version>/.")
+    keep_versions: int = Field(default=5, ge=1, description="Pushed versions kept in serving_dir.")
+    beam_pipeline_args: list[str] = Field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=0"])
+    image: ImageConfig
+    source: DatasetConfig
+    target: DatasetConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @field_validator("pipeline_root", "serving_dir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return value if value.startswith(REMOTE_PREFIXES) else os.path.abspath(value)
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.pipeline_root, "metadata.sqlite")
+
+
+def _set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted_key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted_key}: {part!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides; values are parsed as YAML (`1e-3`, `[1, 2]`, `null`)."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. training.batch_size=64")
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return data
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid config ({error.error_count()} problem(s))"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        detail = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            detail = "unknown key"
+        lines.append(f"  {key}: {detail}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> PipelineConfig:
+    """Validate a config mapping; raise ConfigError naming each bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of config keys, got "
+                          f"{type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(source, error)) from None
+
+
+def load_config(path: str | os.PathLike[str], overrides: list[str] = ()) -> PipelineConfig:
+    """Read a YAML config, apply `--set` overrides and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_config(apply_overrides(data or {}, list(overrides)), str(path))

@@ -1,0 +1,8 @@
+"""Shared test set-up: Keras 2 before TensorFlow loads, quiet logs, small real data."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

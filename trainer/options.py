@@ -1,0 +1,101 @@
+"""What the Trainers do: the `model:` and `training:` sections of a config, and the
+custom config each Trainer component receives."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+KERAS_APPLICATIONS = ("mobilenet_v2", "efficientnet_b0", "xception", "resnet50")
+Architecture = Literal["dense", "cnn", "mobilenet_v2", "efficientnet_b0", "xception", "resnet50"]
+Role = Literal["pretrain", "transfer", "scratch"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """The network: a reusable base (backbone) and a classification head."""
+
+    architecture: Architecture = "cnn"
+    weights: str | None = Field(
+        default=None,
+        description="Keras applications only: a local .h5 / .weights.h5 file, or 'imagenet' "
+        "(downloads). Set, the transfer Trainer starts from it instead of the pretrain Trainer.")
+    reuse_layers: int | Literal["all"] = Field(
+        default="all", description="How many layers of the pretrained base to reuse, from "
+        "the bottom; the rest are dropped and re-initialised.")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout before the output layer.")
+
+    @model_validator(mode="after")
+    def _weights_only_for_applications(self) -> "ModelConfig":
+        if self.weights is not None and self.architecture not in KERAS_APPLICATIONS:
+            raise ValueError(f"weights: only Keras applications {list(KERAS_APPLICATIONS)} "
+                             f"load weights; architecture is {self.architecture!r}")
+        if isinstance(self.reuse_layers, int) and self.reuse_layers < 1:
+            raise ValueError("reuse_layers: must be 'all' or a positive number of layers")
+        return self
+
+
+class PhaseConfig(_Strict):
+    """One call to `fit`: how long, how fast, when to stop."""
+
+    epochs: int = Field(ge=0, le=10_000)
+    learning_rate: float = Field(gt=0, le=10)
+    early_stopping_patience: int | None = Field(
+        default=None, ge=1, description="Stop after this many epochs without eval-loss gain "
+        "and restore the best weights; None trains every epoch.")
+
+
+class FineTuneConfig(PhaseConfig):
+    unfreeze: int | Literal["all"] = Field(
+        default="all", description="How many of the top reused layers train in fine-tuning.")
+
+
+class AugmentationConfig(_Strict):
+    """Random image changes applied in training only (inside the model, so a no-op at serving)."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    rotation: float = Field(default=0.0, ge=0, le=0.5, description="Fraction of a full turn.")
+    zoom: float = Field(default=0.0, ge=0, lt=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or self.rotation > 0 or self.zoom > 0
+
+
+class TrainingConfig(_Strict):
+    batch_size: int = Field(default=32, ge=1, le=65_536)
+    optimizer: Literal["adam", "sgd", "rmsprop", "nadam"] = "adam"
+    pretrain: PhaseConfig = PhaseConfig(epochs=10, learning_rate=1e-3, early_stopping_patience=3)
+    frozen: PhaseConfig = PhaseConfig(epochs=5, learning_rate=3e-3)
+    fine_tune: FineTuneConfig = FineTuneConfig(epochs=30, learning_rate=1e-4,
+                                               early_stopping_patience=5)
+    scratch: PhaseConfig | None = Field(
+        default=None, description="None: the transfer budget, frozen + fine_tune epochs at the "
+        "frozen learning rate with the fine-tune patience, so the baseline is never starved.")
+    cache_frozen_features: bool = Field(
+        default=True, description="Train the frozen phase's head on features computed once.")
+    augmentation: AugmentationConfig = AugmentationConfig()
+    mixed_precision: bool = Field(default=False, description="mixed_float16 when a GPU is used.")
+    reduce_lr_patience: int | None = Field(default=2, ge=1)
+
+    def scratch_phase(self) -> PhaseConfig:
+        """The from-scratch baseline's phase: configured, or the transfer's epoch budget."""
+        if self.scratch is not None:
+            return self.scratch
+        return PhaseConfig(epochs=self.frozen.epochs + self.fine_tune.epochs,
+                           learning_rate=self.frozen.learning_rate,
+                           early_stopping_patience=self.fine_tune.early_stopping_patience)
+
+
+class TrainerConfig(_Strict):
+    """The `custom_config` of one Trainer component; the three differ only in `role`."""
+
+    role: Role
+    model: ModelConfig
+    training: TrainingConfig
+    label_names: list[str] = Field(min_length=2)
+    seed: int = 42

@@ -1,0 +1,20 @@
+"""How images are prepared for the model: the `image:` section of a config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ImageConfig(BaseModel):
+    """Decoded images are converted to `channels`, resized and scaled to `scale`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    height: int = Field(ge=8, le=1024)
+    width: int = Field(ge=8, le=1024)
+    channels: Literal[1, 3] = 1
+    scale: Literal["unit", "symmetric"] = Field(
+        default="unit", description="unit: pixels in [0, 1]; symmetric: [-1, 1] "
+        "(MobileNet, Xception and other Keras applications trained that way).")
