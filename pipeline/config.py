@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from components.image_example_gen.options import DatasetConfig
-from trainer.options import ModelConfig, TrainingConfig
+from trainer.options import KERAS_APPLICATIONS, ModelConfig, TrainingConfig
 from transform.options import ImageConfig
 
 PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -46,7 +47,8 @@ class PipelineConfig(_Strict):
         default_factory=lambda: ["--direct_running_mode=multi_processing",
                                  "--direct_num_workers=0"])
     image: ImageConfig
-    source: DatasetConfig
+    source: DatasetConfig | None = Field(
+        default=None, description="Pretraining data; needed unless model.weights gives a backbone.")
     target: DatasetConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
@@ -56,6 +58,19 @@ class PipelineConfig(_Strict):
     @classmethod
     def _absolute(cls, value: str) -> str:
         return value if value.startswith(REMOTE_PREFIXES) else os.path.abspath(value)
+
+    @model_validator(mode="after")
+    def _source_or_backbone(self) -> "PipelineConfig":
+        if self.source is None and self.model.weights is None:
+            raise ValueError("source: needed to pretrain, unless model.weights names a backbone")
+        if self.model.architecture in KERAS_APPLICATIONS and self.image.channels != 3:
+            raise ValueError(f"image.channels: {self.model.architecture} needs 3 channels")
+        return self
+
+    @property
+    def pretrains(self) -> bool:
+        """Whether a pretrain Trainer runs on the source, or a given backbone is reused."""
+        return self.model.weights is None
 
     @property
     def metadata_path(self) -> str:
@@ -115,3 +130,33 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pipe
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     return parse_config(apply_overrides(data or {}, list(overrides)), str(path))
+
+
+def _check_dataset(key: str, dataset: DatasetConfig) -> None:
+    # Imported here: the component package pulls in TFX, which config parsing doesn't need.
+    from components.image_example_gen import describe_dataset, resolve_label_names
+
+    if not dataset.path.startswith(REMOTE_PREFIXES) and not os.path.isdir(dataset.path):
+        raise ConfigError(f"{key}.path: {dataset.path} is not a directory")
+    try:
+        summary = describe_dataset(dataset)
+        labels = resolve_label_names(dataset, summary)
+    except ValueError as error:
+        raise ConfigError(f"{key}: {error}") from None
+    if dataset.label_budget is None or summary.counts is None:
+        return
+    available = sum(summary.counts.get(name, 0) for name in labels)
+    train_share = 1 - dataset.eval_fraction - (
+        0 if dataset.format == "idx" else dataset.test_fraction)
+    if dataset.label_budget > available * train_share:
+        raise ConfigError(
+            f"{key}.label_budget: {dataset.label_budget} training images asked for, but "
+            f"{dataset.path} has about {int(available * train_share)} in the train split "
+            f"of classes {labels}")
+
+
+def check_datasets(config: PipelineConfig) -> None:
+    """Check that the datasets exist, have the selected classes and enough images."""
+    if config.source is not None:
+        _check_dataset("source", config.source)
+    _check_dataset("target", config.target)

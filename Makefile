@@ -1,0 +1,12 @@
+# The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests.
+# Each sets up everything it needs first (scripts/setup is idempotent).
+.PHONY: setup demo test
+
+setup:
+	@scripts/setup
+
+demo: setup
+	.venv/bin/tfx-transfer run --config configs/fashion_mnist_ab.yaml
+
+test: setup
+	.venv/bin/python -m pytest

@@ -1,0 +1,52 @@
+"""The Evaluator's TFMA config: transferred model (candidate) against the from-scratch baseline."""
+
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+
+from transform.features import LABEL_KEY, LABEL_NAME_KEY
+
+PREDICTION_KEY = "probabilities"
+EVAL_SPLIT = "test"
+# TFMA passes a change threshold when diff >= absolute; a hair above the margin makes a tie lose.
+_STRICTLY_BETTER = 1e-9
+
+
+def _model_spec(name: str, is_baseline: bool) -> tfma.ModelSpec:
+    return tfma.ModelSpec(name=name, signature_name="serving_default", label_key=LABEL_KEY,
+                          prediction_key=PREDICTION_KEY, is_baseline=is_baseline)
+
+
+def _accuracy(min_accuracy: float, margin: float) -> tfma.MetricConfig:
+    return tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy", config='"name": "accuracy"',
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": margin + _STRICTLY_BETTER})))
+
+
+def _per_class_metrics(n_classes: int) -> tfma.MetricsSpec:
+    """Precision, recall and AUC of each class against the rest (class 1's AUC is the binary AUC)."""
+    return tfma.MetricsSpec(
+        metrics=[tfma.MetricConfig(class_name=name) for name in ("Precision", "Recall", "AUC")],
+        binarize=tfma.BinarizationOptions(class_ids={"values": list(range(n_classes))}))
+
+
+def build_eval_config(n_classes: int, min_accuracy: float, margin: float) -> tfma.EvalConfig:
+    """Accuracy gates the blessing; loss, AUC / top-k, per-class metrics and the confusion matrix
+    are reported, sliced overall and by class name."""
+    metrics = [
+        _accuracy(min_accuracy, margin),
+        tfma.MetricConfig(class_name="SparseCategoricalCrossentropy", config='"name": "loss"'),
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+    ]
+    if n_classes > 2:
+        metrics.append(tfma.MetricConfig(class_name="SparseTopKCategoricalAccuracy",
+                                         config='"name": "top_3_accuracy", "k": 3'))
+    return tfma.EvalConfig(
+        model_specs=[_model_spec("candidate", False), _model_spec("baseline", True)],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME_KEY])],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics), _per_class_metrics(n_classes)])

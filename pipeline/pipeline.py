@@ -1,0 +1,109 @@
+"""The TFX pipeline, wired top to bottom in data-flow order. Reading it is reading the DAG."""
+
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base.base_node import BaseNode
+
+from components.image_example_gen import ImageExampleGen, describe_dataset, resolve_label_names
+from components.versioned_pusher import VersionedPusher
+from components.image_example_gen.options import DatasetConfig
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import EVAL_SPLIT, build_eval_config
+from trainer.options import Role, TrainerConfig
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def label_names(dataset: DatasetConfig) -> list[str]:
+    """The dataset's class names in output-label order."""
+    return resolve_label_names(dataset, describe_dataset(dataset))
+
+
+def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
+            project_root: str) -> dict[str, BaseNode]:
+    """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset."""
+    example_gen = ImageExampleGen(dataset=getattr(config, dataset), label_names=labels,
+                                  seed=config.seed).with_id(f"{dataset}_example_gen")
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"]).with_id(f"{dataset}_statistics_gen")
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"],
+        infer_feature_shape=True).with_id(f"{dataset}_schema_gen")
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"]).with_id(f"{dataset}_example_validator")
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=os.path.join(project_root, "transform", "preprocessing.py"),
+        custom_config=config.image.model_dump(),
+        # The test split is for the Evaluator only, which reads raw examples.
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        # Statistics over every transformed pixel are costly and nobody reads them.
+        disable_statistics=True).with_id(f"{dataset}_transform")
+    return {"example_gen": example_gen, "statistics_gen": statistics_gen,
+            "schema_gen": schema_gen, "example_validator": example_validator,
+            "transform": transform}
+
+
+def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
+             project_root: str, base_model: tfx.dsl.Channel | None = None
+             ) -> tfx.components.Trainer:
+    custom_config = TrainerConfig(role=role, model=config.model, training=config.training,
+                                  label_names=labels, seed=config.seed)
+    transform = data["transform"]
+    return tfx.components.Trainer(
+        module_file=os.path.join(project_root, "trainer", "module.py"),
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        base_model=base_model,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=custom_config.model_dump()).with_id(f"{role}_trainer")
+
+
+def create_pipeline(config: PipelineConfig, *, project_root: str = PROJECT_ROOT,
+                    pipeline_root: str | None = None,
+                    metadata_connection_config=None,
+                    beam_pipeline_args: list[str] | None = None,
+                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+    """Build the pipeline of one config; orchestrator-specific settings come from the caller."""
+    nodes: list[BaseNode] = []
+    base_model = None
+    if config.pretrains:
+        source_labels = label_names(config.source)
+        source = _ingest(config, "source", source_labels, project_root)
+        pretrain = _trainer(config, "pretrain", source, source_labels, project_root)
+        base_model = pretrain.outputs["model"]
+        nodes += [*source.values(), pretrain]
+    target_labels = label_names(config.target)
+    target = _ingest(config, "target", target_labels, project_root)
+    transfer = _trainer(config, "transfer", target, target_labels, project_root,
+                        base_model=base_model)
+    scratch = _trainer(config, "scratch", target, target_labels, project_root)
+
+    evaluator = tfx.components.Evaluator(
+        examples=target["example_gen"].outputs["examples"],
+        model=transfer.outputs["model"],
+        baseline_model=scratch.outputs["model"],
+        example_splits=[EVAL_SPLIT],
+        eval_config=build_eval_config(len(target_labels),
+                                      config.evaluation.min_accuracy,
+                                      config.evaluation.margin)).with_id("evaluator")
+    pusher = VersionedPusher(model=transfer.outputs["model"],
+                             model_blessing=evaluator.outputs["blessing"],
+                             serving_dir=config.serving_dir,
+                             keep_versions=config.keep_versions).with_id("pusher")
+    nodes += [*target.values(), transfer, scratch, evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=pipeline_root or config.pipeline_root,
+        components=nodes,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None
+        else config.beam_pipeline_args)

@@ -1,0 +1,69 @@
+"""What a user sees while a pipeline runs: one line per component, with its time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import TextIO
+
+_RUNNING = "Component %s is running."
+_FINISHED = "Component %s is finished."
+_CACHED = "A cached execution %d is used."
+
+
+class ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's log records into `component ... 12.3 s` lines."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        super().__init__(level=logging.INFO)
+        self.stream = stream
+        self.seconds: dict[str, float] = {}
+        self.cached: set[str] = set()
+        self._current: str | None = None
+        self._started = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == _RUNNING:
+            self._current, self._started = record.args[0], time.monotonic()
+            self._write(f"  {self._current:<28} running ...")
+        elif record.msg == _CACHED and self._current:
+            self.cached.add(self._current)
+        elif record.msg == _FINISHED:
+            name = record.args[0]
+            self.seconds[name] = time.monotonic() - self._started
+            note = "cached" if name in self.cached else "done"
+            self._write(f"  {name:<28} {note:<7} {self.seconds[name]:7.1f} s")
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def quiet_logs(verbose: bool) -> None:
+    """Keep TF/TFX/Beam noise out of the user's face unless `-v` asks for it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
+def install_progress(verbose: bool) -> ProgressHandler:
+    """Route INFO records to the progress handler; show others only when verbose."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    details = logging.StreamHandler(sys.stderr)
+    details.setLevel(logging.INFO if verbose else logging.ERROR)
+    details.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    progress = ProgressHandler()
+    root.addHandler(details)
+    root.addHandler(progress)
+    try:  # absl adds its own handler when first used; ours replace it.
+        from absl import logging as absl_logging
+        absl_logging.get_absl_handler().setLevel(logging.ERROR)
+    except ImportError:
+        pass
+    return progress

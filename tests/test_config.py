@@ -1,0 +1,93 @@
+"""Config loading and validation: good configs load, bad ones name the key and what's wrong."""
+
+import copy
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, load_config, parse_config
+
+DEFAULT = "configs/fashion_mnist_ab.yaml"
+
+
+@pytest.fixture
+def data() -> dict:
+    with open(DEFAULT, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def test_embedded_default_is_the_classic_split():
+    config = load_config(DEFAULT)
+    assert config.target.classes == ["Sandal", "Shirt"]
+    assert config.target.label_budget == 200
+    assert "Sandal" not in config.source.classes and "Shirt" not in config.source.classes
+    assert len(config.source.classes) == 8
+    assert config.pretrains
+
+
+def test_overrides_are_parsed_as_yaml():
+    config = load_config(DEFAULT, ["training.batch_size=64", "training.fine_tune.unfreeze=2",
+                                   "target.label_budget=null", "evaluation.margin=0.01"])
+    assert config.training.batch_size == 64
+    assert config.training.fine_tune.unfreeze == 2
+    assert config.target.label_budget is None
+    assert config.evaluation.margin == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("training.batch_size", "expected KEY=VALUE"),
+    ("seed.inner=1", "'seed' is not a section"),
+])
+def test_malformed_overrides(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(DEFAULT, [override])
+
+
+@pytest.mark.parametrize("mutate, key, message", [
+    (lambda d: d.update(colour="blue"), "colour", "unknown key"),
+    (lambda d: d["training"].update(bach_size=3), "training.bach_size", "unknown key"),
+    (lambda d: d["training"].update(batch_size="many"), "training.batch_size", "integer"),
+    (lambda d: d["training"].update(batch_size=0), "training.batch_size", "greater than or equal to 1"),
+    (lambda d: d.update(name="Fashion MNIST"), "name", "should match pattern"),
+    (lambda d: d["target"].update(classes=["Sandal", "Sandal"]), "target", "selected more than once"),
+    (lambda d: d["target"].update(classes=["Sandal", "Sock"]), "target", "not in class_names"),
+    (lambda d: d["target"].update(classes=["Sandal"]), "target", "at least 2 classes"),
+    (lambda d: d["target"].update(label_budget=-5), "target.label_budget", "greater than 0"),
+    (lambda d: d["target"].update(format="csv"), "target.format", "'idx', 'image_folder' or 'tfrecord'"),
+    (lambda d: d["image"].update(channels=2), "image.channels", "1 or 3"),
+    (lambda d: d["model"].update(architecture="mobilenet_v2"), "(top level)", "needs 3 channels"),
+    (lambda d: d["model"].update(weights="w.h5"), "model", "only Keras applications"),
+    (lambda d: d["training"]["fine_tune"].update(learning_rate=0), "training.fine_tune.learning_rate",
+     "greater than 0"),
+    (lambda d: d.pop("target"), "target", "Field required"),
+    (lambda d: d.pop("source"), "(top level)", "source: needed to pretrain"),
+])
+def test_bad_configs_name_the_key(data, mutate, key, message):
+    bad = copy.deepcopy(data)
+    mutate(bad)
+    with pytest.raises(ConfigError) as error:
+        parse_config(bad, "bad.yaml")
+    text = str(error.value)
+    assert text.startswith("bad.yaml: invalid config")
+    assert f"  {key}" in text and message in text, text
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_config(["a", "b"], "list.yaml")
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(broken)
+
+
+def test_relative_roots_become_absolute(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = parse_config(data)
+    assert config.pipeline_root == str(tmp_path / "runs" / "fashion-mnist-ab")
+    assert config.metadata_path.endswith("metadata.sqlite")
