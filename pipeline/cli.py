@@ -44,6 +44,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s "
           f"({len(progress.seconds)} components, {len(progress.cached)} from cache)",
           file=sys.stderr)
+    return _report(config, run_id=None)
+
+
+def _report(config: PipelineConfig, run_id: str | None) -> int:
+    from pipeline.pipeline import label_names
+    from pipeline.report import build_report, summary_table, write_report
+
+    report = build_report(config.metadata_path, label_names(config.target), run_id)
+    paths = write_report(report, os.path.join(config.pipeline_root, "reports", report["run_id"]))
+    print(summary_table(report))
+    print(f"report: {paths['html']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    if not os.path.exists(config.metadata_path):
+        raise ConfigError(f"{config.metadata_path}: no runs yet for pipeline {config.name!r}")
+    return _report(config, args.run)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pipeline.predict import predict_files
+
+    for result in predict_files(args.model, args.images):
+        probabilities = "  ".join(f"{name}={p:.3f}" for name, p in
+                                  result["probabilities"].items())
+        print(f"{result['file']}: {result['class_name']}  ({probabilities})")
     return 0
 
 
@@ -66,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true",
                      help="Re-run every component even where a cached result exists.")
     run.set_defaults(handler=cmd_run)
+
+    report = commands.add_parser("report", help="Re-render the report of a past run.")
+    _add_config_args(report)
+    report.add_argument("--run", help="Pipeline run id (default: the latest run).")
+    report.set_defaults(handler=cmd_report)
+
+    predict = commands.add_parser("predict", help="Classify image files with a pushed model.")
+    predict.add_argument("--model", required=True,
+                         help="A SavedModel dir, or a serving dir (its latest version is used).")
+    predict.add_argument("images", nargs="+", help="Image files (PNG, JPEG, BMP, GIF).")
+    predict.set_defaults(handler=cmd_predict)
 
     validate = commands.add_parser("validate-config",
                                    help="Check a config and its datasets without running.")

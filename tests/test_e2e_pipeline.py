@@ -1,0 +1,95 @@
+"""The whole pipeline, for real: LocalDagRunner on Beam over a small Fashion-MNIST subset.
+
+One run trains and pushes; a second run with an impossible margin re-uses every cached
+component up to the Evaluator, and must neither bless nor push. `predict` then reads the pushed
+model through its raw-bytes signature.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.fashion_mnist import read_idx, write_subset
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = "configs/fashion_mnist_ab.yaml"
+
+
+def _tfx_transfer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, timeout=1500, check=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = write_subset(str(root / "fashion-mnist"), n_train=2400, n_test=600)
+    overrides = [
+        f"source.path={data}", f"target.path={data}",
+        f"pipeline_root={root / 'pipeline'}", f"serving_dir={root / 'serving'}",
+        "target.label_budget=40",
+        "training.pretrain.epochs=4", "training.frozen.epochs=3",
+        "training.fine_tune.epochs=6", "training.fine_tune.early_stopping_patience=3",
+        "evaluation.min_accuracy=0.5",
+    ]
+    return root, [arg for o in overrides for arg in ("--set", o)]
+
+
+def _report(root) -> dict:
+    reports = root / "pipeline" / "reports"
+    latest = max(reports.iterdir(), key=lambda p: p.stat().st_mtime)
+    return json.loads((latest / "report.json").read_text())
+
+
+def test_run_trains_evaluates_and_pushes(run_dir):
+    root, sets = run_dir
+    result = _tfx_transfer("run", "--config", CONFIG, *sets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(root)
+
+    transfer, baseline = report["metrics"]["transfer"], report["metrics"]["baseline"]
+    assert transfer["example_count"] == baseline["example_count"] > 0
+    assert report["blessed"] == (transfer["accuracy"] > baseline["accuracy"]
+                                 and transfer["accuracy"] >= 0.5)
+    assert report["blessed"], f"transfer {transfer['accuracy']} vs scratch {baseline['accuracy']}"
+    assert report["pushed"] and os.path.isfile(
+        os.path.join(report["pushed_model_dir"], "saved_model.pb"))
+    assert os.path.dirname(report["pushed_model_dir"]) == str(root / "serving")
+    assert set(report["component_seconds"]) >= {
+        "source_example_gen", "target_transform", "pretrain_trainer", "transfer_trainer",
+        "scratch_trainer", "evaluator", "pusher"}
+    assert {"Sandal", "Shirt"} == set(transfer["per_class"])
+    assert report["histories"]["transfer_trainer"]["frozen"]
+    assert "accuracy" in result.stdout and "pushed to" in result.stdout
+
+
+def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
+    root, sets = run_dir
+    versions = sorted(os.listdir(root / "serving"))
+    result = _tfx_transfer("run", "--config", CONFIG, *sets, "--set", "evaluation.margin=0.6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(root)
+    states = report["component_states"]
+    assert all(state == "cached" for node, state in states.items()
+               if node not in ("evaluator", "pusher")), states
+    assert states["evaluator"] == states["pusher"] == "complete"
+    assert not report["blessed"] and not report["pushed"]
+    assert any("accuracy" in reason for reason in report["blessing_reasons"])
+    assert sorted(os.listdir(root / "serving")) == versions
+
+
+def test_predict_reads_the_pushed_model(run_dir, tmp_path):
+    root, _ = run_dir
+    images = read_idx(str(root / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"))
+    labels = read_idx(str(root / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz"))
+    sandal = tmp_path / "sandal.png"
+    Image.fromarray(images[list(labels).index(5)]).save(sandal)
+    result = _tfx_transfer("predict", "--model", str(root / "serving"), str(sandal))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{sandal}: Sandal" in result.stdout
+    assert "Shirt=" in result.stdout
