@@ -1,0 +1,286 @@
+"""Plain-Keras reference for the Fashion-MNIST A->B transfer experiment (Géron, ch. 11).
+
+No TFX and no project imports: this is what the pipeline's accuracies and timings are
+compared against. Task A = the 8 classes without sandal/shirt; task B = sandal vs shirt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # must precede the TensorFlow import
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+SANDAL, SHIRT = 5, 6
+EVAL_FRACTION = 1 / 12
+BATCH = 32
+QUICK_SIZES = {"a_train": 2000, "a_eval": 500, "b_eval": 200, "test": 400}
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Data:
+    a_train: Arrays
+    a_eval: Arrays
+    b_pool: Arrays  # B's training split before the label budget
+    b_pool_index: np.ndarray  # their indices in the train file: the budget ranks these
+    b_eval: Arrays
+    test: Arrays
+
+
+def read_idx(kind: str, role: str) -> np.ndarray:
+    """One IDX file as uint8: images (n, 28, 28) or labels (n,)."""
+    suffix = "images-idx3" if kind == "images" else "labels-idx1"
+    with gzip.open(f"{DATA_DIR}/{role}-{suffix}-ubyte.gz") as f:
+        raw = f.read()
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28) if kind == "images" \
+        else np.frombuffer(raw, np.uint8, offset=8)
+
+
+def unit_hash(text: str) -> float:
+    # sha256, not hash(): stable across processes; same key scheme as the pipeline's IDX reader.
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def scaled(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 28, 28) -> float32 (n, 28, 28, 1) in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def load_data(quick: bool) -> Data:
+    """Task A and B splits; eval = train indices whose hash falls below 1/12."""
+    x, y = read_idx("images", "train"), read_idx("labels", "train")
+    held_out = np.array([unit_hash(f"train#{i}") < EVAL_FRACTION for i in range(len(y))])
+    is_b = (y == SANDAL) | (y == SHIRT)
+    a_labels = np.array([c - (c > SANDAL) - (c > SHIRT) for c in range(10)])  # 0..7 in order
+    a_train, a_eval = (~is_b & ~held_out), (~is_b & held_out)
+    xt, yt = read_idx("images", "t10k"), read_idx("labels", "t10k")
+    t = (yt == SANDAL) | (yt == SHIRT)
+    data = Data(
+        a_train=(scaled(x[a_train]), a_labels[y[a_train]]),
+        a_eval=(scaled(x[a_eval]), a_labels[y[a_eval]]),
+        b_pool=(scaled(x[is_b & ~held_out]), (y[is_b & ~held_out] == SHIRT).astype(np.int64)),
+        b_pool_index=np.flatnonzero(is_b & ~held_out),
+        b_eval=(scaled(x[is_b & held_out]), (y[is_b & held_out] == SHIRT).astype(np.int64)),
+        test=(scaled(xt[t]), (yt[t] == SHIRT).astype(np.int64)))
+    if quick:  # deterministic prefixes: enough to exercise every code path
+        for name, n in QUICK_SIZES.items():
+            setattr(data, name, tuple(a[:n] for a in getattr(data, name)))
+    return data
+
+
+def stratified_sample(labels: np.ndarray, index: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    """Positions of `budget` examples: per-class quotas by largest remainder, and per class the
+    smallest sha256("seed:train#i") ranks, the pipeline's rule, so both see the same images."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = budget * counts // counts.sum()
+    order = sorted(range(len(classes)), key=lambda i: -(budget * counts[i] % counts.sum()))
+    for i in order[:budget - quotas.sum()]:
+        quotas[i] += 1
+    picked = []
+    for cls, quota in zip(classes, quotas):
+        members = np.flatnonzero(labels == cls)
+        ranks = [(unit_hash(f"{seed}:train#{index[m]}"), m) for m in members]
+        picked.append([m for _, m in sorted(ranks)[:quota]])
+    return np.sort(np.concatenate(picked))
+
+
+def build_base(architecture: str) -> keras.Model:
+    """The reusable feature extractor, without any output layer."""
+    inputs = keras.Input((28, 28, 1))
+    if architecture == "cnn":
+        x = inputs
+        for filters, pool in ((32, True), (64, True), (128, False)):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.ReLU()(x)
+            if pool:
+                x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        x = keras.layers.Flatten()(inputs)
+        for units in (300, 100, 50, 50, 50):
+            x = keras.layers.Dense(units, activation="selu", kernel_initializer="lecun_normal")(x)
+    return keras.Model(inputs, x, name="base")
+
+
+def with_head(base: keras.Model, classes: int, base_training: bool | None) -> keras.Model:
+    """base -> Dense softmax; `base_training=False` pins a reused base's BatchNorm stats."""
+    inputs = keras.Input((28, 28, 1))
+    features = base(inputs, training=base_training)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(features))
+
+
+def fit(model: keras.Model, lr: float, train: Arrays, val: Arrays, epochs: int,
+        patience: int | None) -> int:
+    """Compile with Adam and train; returns the number of epochs actually run."""
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", ["accuracy"])
+    stop = [keras.callbacks.EarlyStopping("val_loss", patience=patience,
+                                          restore_best_weights=True)] if patience else []
+    history = model.fit(*train, batch_size=BATCH, epochs=epochs, validation_data=val,
+                        callbacks=stop, verbose=0)
+    return len(history.history["loss"])
+
+
+def accuracy(model: keras.Model, data: Arrays) -> float:
+    """Top-1 accuracy on `data`."""
+    return float(model.evaluate(*data, batch_size=256, verbose=0)[1])
+
+
+def timed(stage: Callable[[], object]) -> tuple[object, float]:
+    """The stage's result and its wall-clock seconds."""
+    start = time.perf_counter()
+    result = stage()
+    return result, time.perf_counter() - start
+
+
+def pretrain(arch: str, data: Data, epochs: int) -> tuple[keras.Model, dict]:
+    """Model A on the 8 classes; returns its base and a result record."""
+    base = build_base(arch)
+    model = with_head(base, 8, None)
+    ran, seconds = timed(lambda: fit(model, 1e-3, data.a_train, data.a_eval, epochs, 3))
+    return base, {"seconds": seconds, "epochs": ran, "eval_accuracy": accuracy(model, data.a_eval)}
+
+
+def copy_base(base: keras.Model) -> keras.Model:
+    # Fine-tuning changes the base's weights; model A is reused across budgets, so copy.
+    clone = keras.models.clone_model(base)
+    clone.set_weights(base.get_weights())
+    return clone
+
+
+def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Data,
+                         epochs: tuple[int, int]) -> dict:
+    """Frozen + fine-tune phases on a copy of base A, then the scratch baseline."""
+    frozen_epochs, tune_epochs = epochs
+    base = copy_base(base_a)
+    model = with_head(base, 2, False)
+    base.trainable = False
+    ran_f, t_f = timed(lambda: fit(model, 3e-3, train, data.b_eval, frozen_epochs, None))
+    base.trainable = True  # fit() recompiles, which the trainable change needs
+    ran_t, t_t = timed(lambda: fit(model, 1e-4, train, data.b_eval, tune_epochs, 5))
+    transfer_acc = accuracy(model, data.test)
+    scratch = with_head(build_base(arch), 2, None)
+    ran_s, t_s = timed(lambda: fit(scratch, 3e-3, train, data.b_eval,
+                                   frozen_epochs + tune_epochs, 5))
+    return {"transfer_accuracy": transfer_acc, "scratch_accuracy": accuracy(scratch, data.test),
+            "seconds": {"frozen": t_f, "fine_tune": t_t, "scratch": t_s},
+            "epochs": {"frozen": ran_f, "fine_tune": ran_t, "scratch": ran_s}}
+
+
+def frozen_uncached(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int) -> None:
+    base = copy_base(base_a)
+    model = with_head(base, 2, False)
+    base.trainable = False
+    fit(model, 3e-3, train, val, epochs, None)
+
+
+def frozen_cached(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int) -> None:
+    # Bottleneck caching: the frozen base is a fixed function, so run it once per image.
+    features = [(base_a.predict(x, batch_size=256, verbose=0), y) for x, y in (train, val)]
+    head = keras.Sequential([keras.Input(features[0][0].shape[1:]),
+                             keras.layers.Dense(2, activation="softmax")])
+    fit(head, 3e-3, features[0], features[1], epochs, None)
+
+
+def time_caching(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int,
+                 repeats: int = 3) -> dict:
+    """Median wall-clock of the frozen phase without / with bottleneck caching."""
+    runs = {name: [timed(lambda f=f: f(base_a, train, val, epochs))[1] for _ in range(repeats)]
+            for name, f in (("uncached", frozen_uncached), ("cached", frozen_cached))}
+    medians = {name: statistics.median(times) for name, times in runs.items()}
+    return {"seconds": runs, "median_uncached": medians["uncached"],
+            "median_cached": medians["cached"],
+            "speedup": medians["uncached"] / medians["cached"]}
+
+
+def summarize(per_seed: dict) -> dict:
+    """Mean ± std of each accuracy and the error ratio scratch / transfer (of mean errors)."""
+    out = {}
+    for kind in ("transfer", "scratch"):
+        values = [r[f"{kind}_accuracy"] for r in per_seed.values()]
+        out[kind] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    transfer_error = 1 - out["transfer"]["mean"]
+    out["error_ratio"] = (1 - out["scratch"]["mean"]) / transfer_error if transfer_error else None
+    return out
+
+
+def print_table(results: dict) -> None:
+    print(f"\n{'budget':>7} {'transfer':>17} {'scratch':>17} {'err ratio':>9} {'cache x':>8}")
+    for budget, entry in results["budgets"].items():
+        s = entry["summary"]
+        ratio = f"{s['error_ratio']:.2f}" if s["error_ratio"] is not None else "inf"
+        cache = results["caching"].get(budget, {}).get("speedup")
+        print(f"{budget:>7} {s['transfer']['mean']:.4f} ± {s['transfer']['std']:.4f} "
+              f"{s['scratch']['mean']:.4f} ± {s['scratch']['std']:.4f} {ratio:>9} "
+              f"{'-' if cache is None else f'{cache:.2f}':>8}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Pretrain once per seed, then transfer + scratch for every budget."""
+    tf.config.experimental.enable_op_determinism()
+    data = load_data(args.quick)
+    phase_epochs = (1, 1) if args.quick else (5, 30)
+    pretrain_epochs = 1 if args.quick else args.pretrain_epochs
+    sizes = {k: len(v[1]) for k, v in vars(data).items() if isinstance(v, tuple)}
+    results = {"config": {**vars(args), "pretrain_epochs": pretrain_epochs, "sizes": sizes},
+               "pretrain": {}, "budgets": {str(b): {"seeds": {}} for b in args.budgets},
+               "caching": {}}
+    for seed in args.seeds:
+        keras.utils.set_random_seed(seed)
+        base_a, results["pretrain"][str(seed)] = pretrain(args.architecture, data, pretrain_epochs)
+        print(f"seed {seed}: pretrain {results['pretrain'][str(seed)]}", flush=True)
+        pool = (data.b_pool[1], data.b_pool_index)
+        for budget in args.budgets:
+            picked = stratified_sample(*pool, budget, seed)
+            train = (data.b_pool[0][picked], data.b_pool[1][picked])
+            keras.utils.set_random_seed(seed)  # a budget's result must not depend on earlier ones
+            record = transfer_and_scratch(args.architecture, base_a, train, data, phase_epochs)
+            results["budgets"][str(budget)]["seeds"][str(seed)] = record
+            print(f"seed {seed} budget {budget}: {record}", flush=True)
+            if args.time_caching and seed == args.seeds[0]:
+                results["caching"][str(budget)] = time_caching(base_a, train, data.b_eval,
+                                                               phase_epochs[0])
+    for entry in results["budgets"].values():
+        entry["summary"] = summarize(entry["seeds"])
+    return results
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--architecture", choices=("cnn", "dense"), default="cnn")
+    parser.add_argument("--budget", "--budgets", dest="budgets", type=int, nargs="+",
+                        default=[200], help="B training images (several: data-efficiency curve)")
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--time-caching", action="store_true",
+                        help="also time the frozen phase with/without bottleneck caching")
+    parser.add_argument("--quick", action="store_true", help="tiny subsets, 1 epoch per phase")
+    parser.add_argument("--out", default="results.json")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    results = run(args)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print_table(results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
