@@ -32,6 +32,9 @@ class EvaluationConfig(_Strict):
     margin: float = Field(default=0.0, ge=0, le=1, description="Accuracy the transferred "
                           "model must gain over the from-scratch baseline (strictly more).")
     min_accuracy: float = Field(default=0.5, ge=0, le=1)
+    regression_tolerance: float = Field(
+        default=0.0, ge=0, le=1, description="Accuracy the candidate may lose against the "
+        "model served now (the latest one that passed this check) and still be pushed.")
 
 
 class PipelineConfig(_Strict):

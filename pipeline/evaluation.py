@@ -17,14 +17,15 @@ def _model_spec(name: str, is_baseline: bool) -> tfma.ModelSpec:
                           prediction_key=PREDICTION_KEY, is_baseline=is_baseline)
 
 
-def _accuracy(min_accuracy: float, margin: float) -> tfma.MetricConfig:
+def _accuracy(min_accuracy: float, min_gain: float) -> tfma.MetricConfig:
+    """Accuracy must reach min_accuracy and beat the baseline's by at least min_gain."""
     return tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy", config='"name": "accuracy"',
         threshold=tfma.MetricThreshold(
             value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
             change_threshold=tfma.GenericChangeThreshold(
                 direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": margin + _STRICTLY_BETTER})))
+                absolute={"value": min_gain})))
 
 
 def _per_class_metrics(n_classes: int) -> tfma.MetricsSpec:
@@ -38,7 +39,7 @@ def build_eval_config(n_classes: int, min_accuracy: float, margin: float) -> tfm
     """Accuracy gates the blessing; loss, AUC / top-k, per-class metrics and the confusion matrix
     are reported, sliced overall and by class name."""
     metrics = [
-        _accuracy(min_accuracy, margin),
+        _accuracy(min_accuracy, margin + _STRICTLY_BETTER),
         tfma.MetricConfig(class_name="SparseCategoricalCrossentropy", config='"name": "loss"'),
         tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
@@ -50,3 +51,15 @@ def build_eval_config(n_classes: int, min_accuracy: float, margin: float) -> tfm
         model_specs=[_model_spec("candidate", False), _model_spec("baseline", True)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME_KEY])],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics), _per_class_metrics(n_classes)])
+
+
+def build_served_eval_config(tolerance: float) -> tfma.EvalConfig:
+    """Candidate against the model served now: not worse by more than `tolerance`.
+
+    With nothing served yet the Evaluator drops the change threshold, and the zero lower bound
+    blesses: there is nothing to regress from.
+    """
+    return tfma.EvalConfig(
+        model_specs=[_model_spec("candidate", False), _model_spec("baseline", True)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[_accuracy(0.0, -tolerance)])])

@@ -11,7 +11,7 @@ from components.image_example_gen import ImageExampleGen, describe_dataset, reso
 from components.versioned_pusher import VersionedPusher
 from components.image_example_gen.options import DatasetConfig
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import EVAL_SPLIT, build_eval_config
+from pipeline.evaluation import EVAL_SPLIT, build_eval_config, build_served_eval_config
 from trainer.options import Role, TrainerConfig
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,11 +93,30 @@ def create_pipeline(config: PipelineConfig, *, project_root: str = PROJECT_ROOT,
         eval_config=build_eval_config(len(target_labels),
                                       config.evaluation.min_accuracy,
                                       config.evaluation.margin)).with_id("evaluator")
+    served_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        # Not wired to upstream outputs: resolved from ML Metadata, across earlier runs. Only
+        # the served-model Evaluator's blessings count, so the baseline is never a model that
+        # merely beat its own scratch run.
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id="transfer_trainer", output_key="model"),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id="served_evaluator",
+                                       output_key="blessing")).with_id("served_model_resolver")
+    served_evaluator = tfx.components.Evaluator(
+        examples=target["example_gen"].outputs["examples"],
+        model=transfer.outputs["model"],
+        baseline_model=served_model.outputs["model"],
+        example_splits=[EVAL_SPLIT],
+        eval_config=build_served_eval_config(config.evaluation.regression_tolerance)
+    ).with_id("served_evaluator")
     pusher = VersionedPusher(model=transfer.outputs["model"],
                              model_blessing=evaluator.outputs["blessing"],
+                             served_blessing=served_evaluator.outputs["blessing"],
                              serving_dir=config.serving_dir,
                              keep_versions=config.keep_versions).with_id("pusher")
-    nodes += [*target.values(), transfer, scratch, evaluator, pusher]
+    nodes += [*target.values(), transfer, scratch, evaluator, served_model, served_evaluator,
+              pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
