@@ -1,6 +1,8 @@
 # The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests.
 # Each sets up everything it needs first (scripts/setup is idempotent).
-.PHONY: setup demo test
+.PHONY: setup demo test image
+
+IMAGE ?= tfx-transfer:latest
 
 setup:
 	@scripts/setup
@@ -10,3 +12,6 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest
+
+image:
+	docker build -f kubeflow/Dockerfile -t $(IMAGE) .

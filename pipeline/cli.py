@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -11,7 +12,8 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 from pipeline.config import ConfigError, PipelineConfig, check_datasets, load_config  # noqa: E402
-from pipeline.progress import install_progress, quiet_logs  # noqa: E402
+from kubeflow.cli import add_commands as add_kubeflow_commands  # noqa: E402
+from pipeline.progress import install_progress, output_to_log, quiet_logs  # noqa: E402
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(PROJECT_ROOT, "configs", "fashion_mnist_ab.yaml")
@@ -34,13 +36,19 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    progress = install_progress(args.verbose)
-    from pipeline.local_runner import run_local  # imports TFX: slow, so only when running
-
+    log_path = os.path.join(config.pipeline_root, "logs",
+                            time.strftime("run-%Y%m%d-%H%M%S.log"))
     print(f"Running pipeline {config.name!r} locally (root {config.pipeline_root})",
           file=sys.stderr)
+    if not args.verbose:
+        print(f"Logs: {log_path}", file=sys.stderr)
     started = time.monotonic()
-    run_local(config, enable_cache=not args.no_cache)
+    with contextlib.ExitStack() as stack:
+        terminal = sys.stderr if args.verbose else stack.enter_context(output_to_log(log_path))
+        progress = install_progress(args.verbose, terminal)
+        from pipeline.local_runner import run_local  # imports TFX: slow, so only when running
+
+        run_local(config, enable_cache=not args.no_cache)
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s "
           f"({len(progress.seconds)} components, {len(progress.cached)} from cache)",
           file=sys.stderr)
@@ -110,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="Check a config and its datasets without running.")
     _add_config_args(validate)
     validate.set_defaults(handler=cmd_validate_config)
+    add_kubeflow_commands(commands, _add_config_args)
     return parser
 
 

@@ -11,6 +11,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from components.image_example_gen.options import DatasetConfig
+from kubeflow.options import KubeflowConfig
 from trainer.options import KERAS_APPLICATIONS, ModelConfig, TrainingConfig
 from transform.options import ImageConfig
 
@@ -56,6 +57,7 @@ class PipelineConfig(_Strict):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
     @field_validator("pipeline_root", "serving_dir")
     @classmethod

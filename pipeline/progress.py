@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from typing import TextIO
 
 _RUNNING = "Component %s is running."
@@ -43,13 +45,45 @@ class ProgressHandler(logging.Handler):
 
 
 def quiet_logs(verbose: bool) -> None:
-    """Keep TF/TFX/Beam noise out of the user's face unless `-v` asks for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
-    if not verbose:
-        warnings.filterwarnings("ignore")
+    """Keep TF/TFX/Beam noise out of the user's face unless `-v` asks for it.
+
+    Set in the environment, so Beam's worker processes inherit it too.
+    """
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    # Libraries re-enable warnings on import; routed into logging, ERROR level hides them.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def install_progress(verbose: bool) -> ProgressHandler:
+@contextlib.contextmanager
+def output_to_log(log_path: str) -> Iterator[TextIO]:
+    """Send everything written to fds 1 and 2 — by us, TensorFlow's C++ logs, the wheel
+    builds and Beam's worker processes — to `log_path`; yield a stream to the terminal."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
+    with open(log_path, "ab") as log:
+        for fd in (1, 2):
+            os.dup2(log.fileno(), fd)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            terminal.close()
+
+
+def install_progress(verbose: bool, stream: TextIO = sys.stderr) -> ProgressHandler:
     """Route INFO records to the progress handler; show others only when verbose."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -58,9 +92,12 @@ def install_progress(verbose: bool) -> ProgressHandler:
     details = logging.StreamHandler(sys.stderr)
     details.setLevel(logging.INFO if verbose else logging.ERROR)
     details.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    progress = ProgressHandler()
+    progress = ProgressHandler(stream)
     root.addHandler(details)
-    root.addHandler(progress)
+    # On absl's own logger, where TFX logs: executors may reset the root logger's level.
+    absl_logger = logging.getLogger("absl")
+    absl_logger.setLevel(logging.INFO)
+    absl_logger.addHandler(progress)
     try:  # absl adds its own handler when first used; ours replace it.
         from absl import logging as absl_logging
         absl_logging.get_absl_handler().setLevel(logging.ERROR)

@@ -38,7 +38,7 @@ def read_metrics(evaluation_uri: str) -> dict[str, dict[str, Any]]:
             continue
         for item in for_slice.metric_keys_and_values:
             key, value = item.key, item.value
-            if key.HasField("is_diff") and key.is_diff or not value.HasField("double_value"):
+            if key.is_diff or not value.HasField("double_value"):
                 continue
             model = metrics.setdefault(MODEL_NAMES.get(key.model_name, key.model_name), {})
             number = value.double_value.value

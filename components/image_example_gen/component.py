@@ -1,0 +1,38 @@
+"""ImageExampleGen: a FileBasedExampleGen for IDX files, image folders and TFRecords."""
+
+from __future__ import annotations
+
+from tfx.components.example_gen import component
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.image_example_gen.custom_config import ExampleGenOptions, to_custom_config
+from components.image_example_gen.executor import Executor
+from components.image_example_gen.layout import input_patterns
+from components.image_example_gen.options import DatasetConfig
+
+
+def make_input_config(dataset: DatasetConfig) -> example_gen_pb2.Input:
+    """train / eval / test splits with the patterns of the dataset's format and layout."""
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=pattern)
+        for name, pattern in input_patterns(dataset).items()])
+
+
+class ImageExampleGen(component.FileBasedExampleGen):
+    """Ingests one dataset into train / eval / test tf.Examples (image, label, label_name).
+
+    `label_names` are the output classes in label order; examples of other classes are
+    left out. The FileBasedDriver resolves span folders, as for TFX's own ExampleGens.
+    """
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, dataset: DatasetConfig, label_names: list[str], seed: int):
+        if len(set(label_names)) != len(label_names) or not label_names:
+            raise ValueError(f"label_names must be distinct and not empty, got {label_names}")
+        super().__init__(
+            input_base=dataset.path,
+            input_config=make_input_config(dataset),
+            custom_config=to_custom_config(ExampleGenOptions(dataset, list(label_names), seed)),
+            custom_executor_spec=executor_spec.BeamExecutorSpec(Executor))

@@ -1,0 +1,132 @@
+"""ImageExampleGen's executor: TFX's ExampleGen Do, plus spans, labels and a bad-input report."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor, driver, utils
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.image_example_gen.custom_config import from_exec_properties
+from components.image_example_gen.errors import find_dataset_error
+from components.image_example_gen.ingest import build_splits
+from components.image_example_gen.layout import SPLITS
+from transform.features import LABEL_VOCABULARY_FILE
+
+SKIPPED_IMAGES_FILE = "skipped_images.json"
+SKIPPED_IMAGES_PROPERTY = "skipped_images"
+SPLIT_COUNTS_PROPERTY = "split_counts"
+UNSELECTED_PROPERTY = "unselected_examples"
+# Beam writes its counts here, inside the artifact so that remote workers reach it too.
+_STATS_FILE = "_image_example_gen_stats.jsonl"
+_STATS_PATH_KEY = "_image_example_gen_stats_path"
+
+
+def _input_config(exec_properties: dict[str, Any]) -> example_gen_pb2.Input:
+    return proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
+
+
+def _resolve_spans(exec_properties: dict[str, Any], examples: types.Artifact) -> None:
+    """Does the FileBasedDriver's work when it didn't run (Kubeflow V2 skips it).
+
+    Patterns still holding {SPAN}, {VERSION} or date specs get the latest span, and the
+    artifact gets the span, version and fingerprint properties the driver would set.
+    """
+    input_config = _input_config(exec_properties)
+    if not any(any(utils.verify_split_pattern_specs(split)) for split in input_config.splits):
+        return
+    range_config = None
+    if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):
+        range_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.RANGE_CONFIG_KEY],
+            range_config_pb2.RangeConfig())
+    fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits,
+        range_config)  # also replaces the specs in input_config's patterns
+    exec_properties[standard_component_specs.INPUT_CONFIG_KEY] = proto_utils.proto_to_json(
+        input_config)
+    exec_properties[utils.SPAN_PROPERTY_NAME] = span
+    exec_properties[utils.VERSION_PROPERTY_NAME] = version
+    exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = fingerprint
+    driver.update_output_artifact(exec_properties, examples.mlmd_artifact)
+    logging.info("Resolved span %s, version %s without the driver.", span, version)
+
+
+def _read_stats(stats_path: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, str]]]:
+    """(examples per split, unselected per split, skipped inputs) as Beam wrote them."""
+    counts = {"examples": dict.fromkeys(SPLITS, 0), "unselected": dict.fromkeys(SPLITS, 0)}
+    skipped = []
+    with tf.io.gfile.GFile(stats_path) as file:
+        for line in file:
+            kind, *value = json.loads(line)
+            if kind == "skipped":
+                skipped.append(value[0])
+            else:
+                split, count = value
+                counts[kind][split] = count
+    return (counts["examples"], counts["unselected"],
+            sorted(skipped, key=lambda entry: entry["path"]))
+
+
+def _write_reports(examples: types.Artifact, label_names: list[str], stats_path: str) -> None:
+    """label_vocabulary.txt, skipped_images.json and the count properties of the artifact."""
+    counts, unselected, skipped = _read_stats(stats_path)
+    tf.io.gfile.remove(stats_path)
+    with tf.io.gfile.GFile(os.path.join(examples.uri, LABEL_VOCABULARY_FILE), "w") as file:
+        file.write("".join(f"{name}\n" for name in label_names))
+    with tf.io.gfile.GFile(os.path.join(examples.uri, SKIPPED_IMAGES_FILE), "w") as file:
+        json.dump(skipped, file, indent=1)
+    examples.set_int_custom_property(SKIPPED_IMAGES_PROPERTY, len(skipped))
+    examples.set_string_custom_property(SPLIT_COUNTS_PROPERTY, json.dumps(counts))
+    examples.set_string_custom_property(UNSELECTED_PROPERTY, json.dumps(unselected))
+    logging.info("Examples per split %s; unselected classes' examples %s.", counts, unselected)
+    if skipped:
+        logging.warning("Skipped %d bad input(s), listed in %s.", len(skipped),
+                        os.path.join(examples.uri, SKIPPED_IMAGES_FILE))
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """Reads IDX files, image folders or TFRecords into train / eval / test tf.Examples."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        # Required by the base class, unused: GenerateExamplesByBeam reads all splits at once.
+        raise NotImplementedError("ImageExampleGen overrides GenerateExamplesByBeam")
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                               exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
+        """Split name -> serialized tf.Examples with image bytes, label and label_name."""
+        patterns = {split.name: split.pattern for split in _input_config(exec_properties).splits}
+        if sorted(patterns) != sorted(SPLITS):
+            raise ValueError(f"ImageExampleGen needs input splits {list(SPLITS)}, got "
+                             f"{sorted(patterns)}")
+        return build_splits(pipeline, exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                            patterns, from_exec_properties(exec_properties),
+                            exec_properties[_STATS_PATH_KEY])
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        """Writes the splits as TFX's ExampleGen does, then the label vocabulary and report."""
+        exec_properties = dict(exec_properties)
+        examples = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY])
+        _resolve_spans(exec_properties, examples)
+        stats_path = os.path.join(examples.uri, _STATS_FILE)
+        exec_properties[_STATS_PATH_KEY] = stats_path
+        try:
+            super().Do(input_dict, output_dict, exec_properties)
+        except Exception as error:  # pylint: disable=broad-except
+            dataset_error = find_dataset_error(error)
+            if dataset_error is None:
+                raise
+            # The file and its problem, not a Beam stack trace, is what the user needs.
+            raise dataset_error from None
+        _write_reports(examples, from_exec_properties(exec_properties).label_names, stats_path)

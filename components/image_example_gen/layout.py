@@ -1,0 +1,54 @@
+"""Where each format keeps its files: the input patterns, with or without span folders."""
+
+from __future__ import annotations
+
+import re
+
+import tensorflow as tf
+
+from components.image_example_gen.errors import DatasetError
+from components.image_example_gen.options import DatasetConfig
+
+SPLITS = ("train", "eval", "test")
+IDX_PATTERNS = {"train": "train-*", "eval": "train-*", "test": "t10k-*"}
+_FILES_PATTERN = {"image_folder": "*/*", "tfrecord": "*"}
+_SPAN_DIR = re.compile(r"^span-(\d+)/?$")
+
+
+def require_directory(path: str) -> None:
+    """A missing dataset path is an error naming it."""
+    if not tf.io.gfile.isdir(path):
+        raise DatasetError(f"dataset path {path} does not exist or is not a directory")
+
+
+def latest_span(root: str) -> int | None:
+    """The largest N of the root's span-N folders, or None when it has none."""
+    if not tf.io.gfile.isdir(root):
+        return None
+    spans = [int(m.group(1)) for m in map(_SPAN_DIR.match, tf.io.gfile.listdir(root)) if m]
+    return max(spans, default=None)
+
+
+def input_patterns(dataset: DatasetConfig) -> dict[str, str]:
+    """Split name -> file pattern relative to dataset.path, as the FileBasedDriver expects."""
+    if dataset.format == "idx":
+        return dict(IDX_PATTERNS)
+    files = _FILES_PATTERN[dataset.format]
+    # All three splits read the same files; the executor splits them by hash.
+    pattern = files if latest_span(dataset.path) is None else f"span-{{SPAN}}/{files}"
+    return {split: pattern for split in SPLITS}
+
+
+def latest_span_patterns(dataset: DatasetConfig) -> dict[str, str]:
+    """input_patterns with {SPAN} replaced by the latest span, as the driver would."""
+    span = latest_span(dataset.path)
+    return {split: pattern.replace("{SPAN}", str(span))
+            for split, pattern in input_patterns(dataset).items()}
+
+
+def single_pattern(patterns: dict[str, str]) -> str:
+    """The one pattern formats split by hash share across train / eval / test."""
+    distinct = sorted(set(patterns.values()))
+    if len(distinct) != 1:
+        raise ValueError(f"train, eval and test must read the same files here; got {patterns}")
+    return distinct[0]

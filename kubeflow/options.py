@@ -1,0 +1,101 @@
+"""The `kubeflow:` section of a config: where and how the pipeline runs on Kubeflow Pipelines."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The Trainers are the components that train networks, so the ones that get GPU nodes.
+TRAINER_IDS = ("pretrain_trainer", "transfer_trainer", "scratch_trainer")
+# Schemes TensorFlow and Beam read. minio:// (KFP's default root) isn't one: MinIO is s3://.
+REMOTE_ROOTS = ("gs://", "s3://", "hdfs://", "abfs://")
+# Beam flags that carry secrets: a compiled spec is stored in KFP and readable by all its users.
+CREDENTIAL_FLAGS = ("access_key", "secret", "password", "token", "credential")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Accelerator(_Strict):
+    """An accelerator request: open-source KFP uses `type` as the Kubernetes resource name."""
+
+    type: str = Field(default="nvidia.com/gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+                      description="'nvidia.com/gpu' on open-source KFP; Vertex AI wants its "
+                      "own names, e.g. NVIDIA_TESLA_T4.")
+    count: int = Field(default=1, ge=1, le=16)
+
+
+class Resources(_Strict):
+    """Container limits of one component; unset fields are left to the cluster's defaults."""
+
+    cpu: float | None = Field(default=None, gt=0, description="CPU limit in cores.")
+    memory_gb: float | None = Field(default=None, gt=0, description="Memory limit in GB.")
+    accelerator: Accelerator | None = None
+
+
+class TrainerResources(Resources):
+    """A Trainer's limits: a GPU node by default; `accelerator: null` trains on CPU."""
+
+    cpu: float | None = Field(default=4, gt=0, description="CPU limit in cores.")
+    memory_gb: float | None = Field(default=16, gt=0, description="Memory limit in GB.")
+    accelerator: Accelerator | None = Accelerator()
+
+
+class KubeflowConfig(_Strict):
+    """Kubeflow-only settings; the rest of the config describes the run itself, as locally."""
+
+    image: str | None = Field(
+        default=None, description="The image built from kubeflow/Dockerfile, "
+        "e.g. registry.example.com/tfx-transfer:0.1.0. Needed to compile.")
+    project_root: str = Field(
+        default="/tfx-transfer", pattern=r"^/",
+        description="Where the image holds this project (transform/ and trainer/ modules).")
+    pipeline_root: str | None = Field(
+        default=None, description="Artifacts of runs: gs://, s3:// or a path on a volume "
+        "mounted in every pod. Needed to compile.")
+    serving_dir: str | None = Field(
+        default=None, description="Where blessed models are pushed; <pipeline_root>/serving "
+        "if unset.")
+    beam_pipeline_args: list[str] = Field(
+        # direct_num_workers=0 would start one worker per core of the *node*, not of the pod.
+        default_factory=lambda: ["--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=2"])
+    trainers: TrainerResources = Field(
+        default=TrainerResources(), description="Limits of the three Trainers (GPU nodes).")
+    components: dict[str, Resources] = Field(
+        default_factory=dict, description="Limits by component id, e.g. source_transform; "
+        "an entry for a Trainer replaces `trainers` for it.")
+
+    @field_validator("pipeline_root", "serving_dir")
+    @classmethod
+    def _remote_or_absolute(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("minio://"):
+            raise ValueError(f"{value!r}: TensorFlow has no minio:// filesystem; reach MinIO "
+                             "as s3://bucket/... (see docs/kubeflow.md)")
+        if value is not None and not value.startswith((*REMOTE_ROOTS, "/")):
+            raise ValueError(f"{value!r}: expected a URI ({', '.join(REMOTE_ROOTS)}) or an "
+                             "absolute path on a volume mounted in every pod")
+        return value
+
+    @field_validator("beam_pipeline_args")
+    @classmethod
+    def _no_credentials(cls, args: list[str]) -> list[str]:
+        leaked = [arg.split("=")[0] for arg in args
+                  if any(word in arg.split("=")[0].lower() for word in CREDENTIAL_FLAGS)]
+        if leaked:
+            raise ValueError(f"{leaked}: credentials would be stored in the compiled spec; "
+                             "give them to the pods as Kubernetes secrets instead")
+        return args
+
+    @property
+    def serving(self) -> str | None:
+        """The serving dir the Pusher writes to."""
+        if self.serving_dir or not self.pipeline_root:
+            return self.serving_dir
+        return self.pipeline_root.rstrip("/") + "/serving"
+
+    def resources_for(self, component_id: str) -> Resources | None:
+        """The limits a component gets: its own entry, else `trainers` for a Trainer."""
+        if component_id in self.components:
+            return self.components[component_id]
+        return self.trainers if component_id in TRAINER_IDS else None

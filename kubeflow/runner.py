@@ -1,0 +1,160 @@
+"""Compile a config's pipeline into a Kubeflow Pipelines package: the KFP v2 IR as YAML."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+from kubeflow import oss_compat
+from kubeflow.options import KubeflowConfig, Resources
+from pipeline.config import ConfigError, PipelineConfig
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# kfp.Client takes .yaml/.yml (or archives); TFX's .json default is Vertex's PipelineJob.
+PACKAGE_SUFFIXES = (".yaml", ".yml")
+# Every executor runs through kubeflow/entrypoint.py, which wraps TFX's own entrypoint.
+ENTRYPOINT = ("python", "-m", "kubeflow.entrypoint")
+
+
+def settings(config: PipelineConfig) -> KubeflowConfig:
+    """The config's `kubeflow:` section, with the settings compiling needs."""
+    kubeflow: KubeflowConfig = config.kubeflow
+    missing = [key for key in ("image", "pipeline_root") if getattr(kubeflow, key) is None]
+    if missing:
+        raise ConfigError(f"kubeflow.{missing[0]}: needed to compile for Kubeflow "
+                          f"(see configs/kubeflow_example.yaml)")
+    return kubeflow
+
+
+def resource_spec(resources: Resources) -> oss_compat.ResourceSpec:
+    """The KFP ResourceSpec proto that `with_platform_config` takes."""
+    spec = oss_compat.ResourceSpec()
+    if resources.cpu is not None:
+        spec.cpu_limit = resources.cpu
+    if resources.memory_gb is not None:
+        spec.memory_limit = resources.memory_gb
+    if resources.accelerator is not None:
+        spec.accelerator.type = resources.accelerator.type
+        spec.accelerator.count = resources.accelerator.count
+    return spec
+
+
+@contextlib.contextmanager
+def _module_files_from_image() -> Iterator[None]:
+    """Components made inside don't package their module files into wheels.
+
+    TFX would build transform/ and trainer/ into wheels while compiling and upload them to
+    <pipeline_root>/_wheels, which needs the local files and write access to the cluster's
+    storage. The image already holds them at project_root, so the module files point there.
+    """
+    key = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"  # read by TFX components' constructors
+    previous = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = previous
+
+
+def build_pipeline(config: PipelineConfig, kubeflow: KubeflowConfig, *, enable_cache: bool):
+    """The TFX pipeline of the config as the cluster sees it, with per-component resources."""
+    from pipeline.pipeline import create_pipeline  # imports TFX: slow, so only when compiling
+
+    with _module_files_from_image():
+        pipeline = create_pipeline(
+            config.model_copy(update={"serving_dir": kubeflow.serving}),
+            project_root=kubeflow.project_root, pipeline_root=kubeflow.pipeline_root,
+            beam_pipeline_args=list(kubeflow.beam_pipeline_args), enable_cache=enable_cache)
+    # Resolvers and importers run no container, so they take no resources.
+    containers = [node for node in pipeline.components if hasattr(node, "with_platform_config")]
+    ids = [component.id for component in containers]
+    unknown = sorted(set(kubeflow.components) - set(ids))
+    if unknown:
+        raise ConfigError(f"kubeflow.components: {unknown} are not in this pipeline; "
+                          f"its components are {ids}")
+    for component in containers:
+        resources = kubeflow.resources_for(component.id)
+        if resources is not None:
+            component.with_platform_config(resource_spec(resources))
+    return pipeline
+
+
+def local_path_prefixes() -> list[str]:
+    """Paths that exist only where the compile runs: the checkout, temp and home dirs."""
+    candidates = {PROJECT_ROOT, tempfile.gettempdir(), os.path.expanduser("~")}
+    return sorted(path.rstrip("/") for path in candidates if path.rstrip("/"))
+
+
+def find_local_paths(spec: pb.PipelineSpec, prefixes: list[str]) -> list[str]:
+    """Strings of the spec that hold a path under one of the prefixes."""
+    # A prefix counts at the start of a path, not inside one: gs://bucket/tmp is fine.
+    pattern = re.compile(r"(?<![\w.:/-])(?:%s)(?=[/\"'\s,]|$)" % "|".join(map(re.escape,
+                                                                               prefixes)))
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and pattern.search(value):
+            found.append(value)
+
+    walk(json_format.MessageToDict(spec))
+    return found
+
+
+def write_spec(spec: pb.PipelineSpec, path: Path) -> None:
+    """Write the bare pipelineSpec YAML that kfp.Client and the KFP UI take."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# PIPELINE DEFINITION\n# Name: {spec.pipeline_info.name}\n"
+              f"# Compiled by `tfx-transfer compile` ({spec.sdk_version}) for Kubeflow "
+              "Pipelines; see docs/kubeflow.md.\n")
+    path.write_text(header + yaml.safe_dump(json_format.MessageToDict(spec), sort_keys=True),
+                    encoding="utf-8")
+
+
+def compile_pipeline(config: PipelineConfig, output: str | os.PathLike[str], *,
+                     enable_cache: bool = True) -> pb.PipelineSpec:
+    """Compile the config's pipeline with TFX's KubeflowV2DagRunner and write it to output."""
+    output = Path(output)
+    if output.suffix not in PACKAGE_SUFFIXES:
+        raise ConfigError(f"--output {output}: Kubeflow Pipelines takes a .yaml or .yml file")
+    kubeflow = settings(config)
+    pipeline = build_pipeline(config, kubeflow, enable_cache=enable_cache)
+
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
+
+    runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(
+        default_image=kubeflow.image, default_commands=list(ENTRYPOINT),
+        # 2.1 is the schema KFP 2.x's backend reads; it also passes each executor its
+        # inputs' declared types, which kubeflow/entrypoint.py needs.
+        use_pipeline_spec_2_1=True))
+    job = runner.run(pipeline, write_out=False)
+    spec = json_format.ParseDict(job["pipelineSpec"], pb.PipelineSpec())
+    resources = {node.id: node.platform_config for node in pipeline.components
+                 if getattr(node, "platform_config", None) is not None}
+    changes = oss_compat.make_portable(spec, resources, kubeflow.pipeline_root)
+    log.info("Open-source KFP fixes: %s", changes)
+    leaked = find_local_paths(spec, local_path_prefixes())
+    if leaked:
+        raise ConfigError(f"the compiled pipeline refers to local paths that pods can't see: "
+                          f"{leaked[:3]}; put data, weights and outputs on shared storage")
+    write_spec(spec, output)
+    return spec

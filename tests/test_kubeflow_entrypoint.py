@@ -1,0 +1,72 @@
+"""kubeflow/entrypoint.py: inputs that open-source KFP hands over untyped get their TFX type."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.types import standard_artifacts
+
+from kubeflow.entrypoint import parse_flags, restore_input_types
+
+EXAMPLES_SCHEMA = ("title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n"
+                   "    type: string\n")
+INPUTS_SPEC = json.dumps({"artifacts": {
+    "examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}},
+    "baseline_model": {"artifactType": {"instanceSchema": "title: tfx.Model\ntype: object\n"}},
+}})
+
+
+def _invocation(artifact_type: dict) -> str:
+    """An executor input as the open-source KFP launcher writes it, for one Examples input."""
+    return json.dumps({
+        "inputs": {"artifacts": {"examples": {"artifacts": [{
+            "name": "projects/p/artifacts/7", "type": artifact_type,
+            "uri": "gs://bucket/root/run/examples",
+            "metadata": {"split_names": '["train", "eval"]', "span": 0.0}}]}}},
+        "outputs": {"outputFile": "/tmp/kfp_outputs/output_metadata.json"}})
+
+
+def _parsed_examples(invocation: str) -> standard_artifacts.Examples:
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    executor_input = json_format.Parse(invocation, pb.ExecutorInput())
+    return utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)["examples"][0]
+
+
+@pytest.mark.parametrize("artifact_type", [
+    {"schemaTitle": "system.Dataset"},  # what the open-source driver reports for Examples
+    {"instanceSchema": ""},
+    {},
+])
+def test_untyped_inputs_get_their_declared_type(artifact_type):
+    examples = _parsed_examples(restore_input_types(_invocation(artifact_type), INPUTS_SPEC))
+    assert isinstance(examples, standard_artifacts.Examples)
+    assert examples.split_names == '["train", "eval"]'
+    assert examples.uri == "gs://bucket/root/run/examples"
+
+
+def test_typed_inputs_and_absent_optional_inputs_are_left_alone():
+    invocation = _invocation({"instanceSchema": EXAMPLES_SCHEMA})
+    assert restore_input_types(invocation, INPUTS_SPEC) is invocation
+    restored = json.loads(restore_input_types(_invocation({}), INPUTS_SPEC))
+    assert set(restored["inputs"]["artifacts"]) == {"examples"}  # no empty baseline_model
+
+
+def test_without_an_inputs_spec_nothing_changes():
+    invocation = _invocation({"schemaTitle": "system.Dataset"})
+    assert restore_input_types(invocation, None) is invocation
+
+
+def test_flags_are_tfx_flags_with_beam_args_passed_through():
+    argv = ["entrypoint", "--executor_class_path", "trainer.Executor",
+            "--json_serialized_invocation_args", _invocation({"schemaTitle": "system.Dataset"}),
+            "--json_serialized_inputs_spec_args", INPUTS_SPEC, "--direct_num_workers=2"]
+    args, beam_args = parse_flags(argv)
+    assert args.executor_class_path == "trainer.Executor"
+    assert "tfx.Examples" in args.json_serialized_invocation_args
+    assert beam_args == kubeflow_v2_run_executor._parse_flags(argv)[1]  # exactly as TFX's
+    assert beam_args[-1] == "--direct_num_workers=2"

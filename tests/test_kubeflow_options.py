@@ -1,0 +1,95 @@
+"""The `kubeflow:` config section and cron expressions: what is accepted, what is refused."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from kubeflow.cron import to_kfp_cron, to_trigger
+from kubeflow.options import KubeflowConfig
+from pipeline.config import ConfigError, load_config
+from tests.kubeflow_helpers import EXAMPLE
+
+
+def test_example_config_is_the_default_plus_a_kubeflow_section():
+    example, default = load_config(EXAMPLE), load_config("configs/fashion_mnist_ab.yaml")
+    assert example.model_dump(exclude={"kubeflow"}) == default.model_dump(exclude={"kubeflow"})
+    assert example.kubeflow.image and example.kubeflow.pipeline_root.startswith("gs://")
+    assert default.kubeflow == KubeflowConfig()
+
+
+def test_trainers_default_to_one_gpu_and_partial_overrides_keep_the_rest():
+    config = load_config(EXAMPLE, ["kubeflow.trainers={accelerator: {count: 2}}"])
+    trainers = config.kubeflow.trainers
+    assert (trainers.accelerator.type, trainers.accelerator.count) == ("nvidia.com/gpu", 2)
+    assert (trainers.cpu, trainers.memory_gb) == (4, 16)
+    assert load_config(EXAMPLE, ["kubeflow.trainers.accelerator=null"]).kubeflow.trainers \
+        .accelerator is None
+
+
+def test_resources_by_component():
+    kubeflow = KubeflowConfig(components={"scratch_trainer": {"cpu": 1},
+                                          "evaluator": {"memory_gb": 8}})
+    assert kubeflow.resources_for("scratch_trainer").accelerator is None  # replaced
+    assert kubeflow.resources_for("transfer_trainer") == kubeflow.trainers
+    assert kubeflow.resources_for("evaluator").memory_gb == 8
+    assert kubeflow.resources_for("pusher") is None
+
+
+def test_serving_dir_defaults_under_the_pipeline_root():
+    assert KubeflowConfig(pipeline_root="s3://b/root/").serving == "s3://b/root/serving"
+    assert KubeflowConfig().serving is None
+
+
+@pytest.mark.parametrize("override, message", [
+    ("kubeflow.pipeline_root=runs/x", "expected a URI"),
+    ("kubeflow.pipeline_root=minio://mlpipeline/v2/artifacts", "no minio:// filesystem"),
+    ("kubeflow.beam_pipeline_args=[--s3_secret_access_key=abc]", "credentials"),
+    ("kubeflow.trainers.accelerator.type='nvidia gpu'", "pattern"),
+    ("kubeflow.trainers.accelerator.count=0", "greater than or equal to 1"),
+    ("kubeflow.project_root=tfx-transfer", "pattern"),
+    ("kubeflow.nodes=3", "unknown key"),
+])
+def test_bad_kubeflow_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(EXAMPLE, [override])
+
+
+def test_kubeflow_config_is_frozen():
+    with pytest.raises(ValidationError):
+        KubeflowConfig().image = "x"
+
+
+@pytest.mark.parametrize("cron, kfp", [
+    ("0 3 * * *", "0 0 3 * * *"),
+    ("*/5 * * * 1-5", "0 */5 * * * 1-5"),
+    ("30 0 3 * * ?", "30 0 3 * * ?"),  # 6 fields pass through
+])
+def test_kfp_cron_has_six_fields_seconds_first(cron, kfp):
+    assert to_kfp_cron(cron) == kfp
+
+
+@pytest.mark.parametrize("cron", ["0 3 * *", "1 2 3 4 5 6 7", "0 3 * * 8", "61 * * * *",
+                                  "0 3 * * fri-mon", "0 3 * * */0"])
+def test_bad_cron_is_refused(cron):
+    with pytest.raises(ValueError):
+        to_kfp_cron(cron)
+
+
+@pytest.mark.parametrize("weekdays, days", [
+    ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+    ("0", ["Sun"]), ("7", ["Sun"]), ("sat,sun", ["Sat", "Sun"]), ("*/3", ["Sun", "Wed", "Sat"]),
+])
+def test_local_trigger_counts_weekdays_as_cron_does(weekdays, days):
+    # APScheduler 3 numbers weekdays from Monday = 0; cron from Sunday = 0.
+    trigger = to_trigger(f"0 3 * * {weekdays}")
+    now = datetime(2024, 6, 2, 12, tzinfo=timezone.utc)  # a Sunday, after 03:00
+    fired = []
+    for _ in range(7):
+        now = trigger.get_next_fire_time(None, now)
+        fired.append(now)
+        now = now.replace(hour=4)
+    assert sorted({moment.strftime("%a") for moment in fired}) == sorted(days)
+    assert all(moment.hour == 3 and moment.minute == 0 for moment in fired)
