@@ -94,9 +94,12 @@ def install_progress(verbose: bool, stream: TextIO = sys.stderr) -> ProgressHand
     details.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     progress = ProgressHandler(stream)
     root.addHandler(details)
-    # On absl's own logger, where TFX logs: executors may reset the root logger's level.
+    # On absl's own logger, where TFX logs. Executors re-parse absl flags, which resets this
+    # logger to WARNING mid-run; its level is held at INFO so the progress lines keep coming.
     absl_logger = logging.getLogger("absl")
     absl_logger.setLevel(logging.INFO)
+    absl_logger.setLevel = lambda level: logging.Logger.setLevel(  # type: ignore[method-assign]
+        absl_logger, min(level, logging.INFO))
     absl_logger.addHandler(progress)
     try:  # absl adds its own handler when first used; ours replace it.
         from absl import logging as absl_logging
