@@ -28,12 +28,17 @@ class ModelConfig(_Strict):
         default="all", description="How many layers of the pretrained base to reuse, from "
         "the bottom; the rest are dropped and re-initialised.")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout before the output layer.")
+    alpha: float = Field(default=1.0, gt=0, le=2, description="mobilenet_v2 only: width "
+                         "multiplier; ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.")
 
     @model_validator(mode="after")
-    def _weights_only_for_applications(self) -> "ModelConfig":
+    def _architecture_specific_fields(self) -> "ModelConfig":
         if self.weights is not None and self.architecture not in KERAS_APPLICATIONS:
             raise ValueError(f"weights: only Keras applications {list(KERAS_APPLICATIONS)} "
                              f"load weights; architecture is {self.architecture!r}")
+        if self.alpha != 1.0 and self.architecture != "mobilenet_v2":
+            raise ValueError(f"alpha: only mobilenet_v2 has a width multiplier; "
+                             f"architecture is {self.architecture!r}")
         if isinstance(self.reuse_layers, int) and self.reuse_layers < 1:
             raise ValueError("reuse_layers: must be 'all' or a positive number of layers")
         return self

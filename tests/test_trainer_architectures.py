@@ -1,0 +1,94 @@
+"""Bases, heads and augmentation; a Keras application backbone loaded from a local file."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from trainer.architectures import (application_base, assemble, base_layers, build_augmentation,
+                                   build_head, cnn_base, count_reused, dense_base)
+from trainer.devices import make_deterministic
+from trainer.image_inputs import Splits
+from trainer.module import classifier, reused_base
+from trainer.options import AugmentationConfig, TrainerConfig
+from trainer.phases import fine_tune_phase, frozen_phase
+
+
+def test_dense_base_is_gerons_chapter_11_network():
+    base = dense_base((28, 28, 1))
+    hidden = base_layers(base)[1:]
+    assert base.name == "base" and base_layers(base)[0].name == "flatten"
+    assert [layer.units for layer in hidden] == [300, 100, 50, 50, 50]
+    assert {layer.activation.__name__ for layer in hidden} == {"selu"}
+    assert {type(layer.kernel_initializer).__name__ for layer in hidden} == {"LecunNormal"}
+
+
+def test_cnn_base_has_three_batchnorm_conv_blocks():
+    base = cnn_base((28, 28, 1))
+    assert base.output_shape == (None, 128)
+    assert [layer.name for layer in base_layers(base)] == [
+        "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2",
+        "conv3", "bn3", "relu3", "global_pool"]
+    assert count_reused(base, "all") == 12 and count_reused(base, 4) == 4
+    with pytest.raises(ValueError, match="has 12 layers"):
+        count_reused(base, 13)
+
+
+def test_head_pools_feature_maps_and_outputs_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        head = build_head((7, 7, 16), n_classes=3, dropout=0.2)
+        assert head(tf.zeros([2, 7, 7, 16])).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert [layer.name for layer in head.layers[1:]] == ["head_pool", "dropout", "probabilities"]
+
+
+def test_augmentation_acts_in_training_only():
+    augmentation = build_augmentation(
+        AugmentationConfig(flip="horizontal", rotation=0.1, zoom=0.1), seed=1)
+    assert build_augmentation(AugmentationConfig(), seed=1) is None
+    base, head = dense_base((28, 28, 1)), build_head((50,), 2, 0.0)
+    augmented = assemble(base, head, augmentation, base_in_inference_mode=False)
+    plain = assemble(base, head, None, base_in_inference_mode=False)
+    images = tf.random.uniform([4, 28, 28, 1], seed=2)
+    np.testing.assert_array_equal(augmented(images, training=False), plain(images))
+    assert not np.allclose(augmentation(images, training=True), images)
+
+
+@pytest.mark.parametrize("architecture, shape", [("xception", (64, 64, 3)),
+                                                 ("mobilenet_v2", (32, 32, 1))])
+def test_applications_need_rgb_images_of_their_minimum_size(architecture, shape):
+    with pytest.raises(ValueError, match="needs RGB images of at least"):
+        application_base(architecture, shape, weights=None)
+
+
+def test_mobilenet_v2_loads_local_weights_freezes_and_fine_tunes(tmp_path):
+    make_deterministic(3)
+    source = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                            include_top=False, weights=None, pooling="avg")
+    weights_file = str(tmp_path / "mobilenet_v2_0.35.h5")
+    source.save_weights(weights_file)
+    config = TrainerConfig.model_validate({
+        "role": "transfer", "label_names": ["a", "b"],
+        "model": {"architecture": "mobilenet_v2", "alpha": 0.35, "weights": weights_file},
+        "training": {"batch_size": 8, "frozen": {"epochs": 1, "learning_rate": 1e-2},
+                     "fine_tune": {"epochs": 1, "learning_rate": 1e-3, "unfreeze": 10}}})
+    base, n_reused = reused_base(config.model, (32, 32, 3), base_model=None)
+    assert n_reused == len(base_layers(base))
+    for loaded, saved in zip(base.weights, source.weights):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+
+    model, head = classifier(base, config, reused=True)
+    images = tf.random.uniform([16, 32, 32, 3], -1, 1, seed=4)
+    labels = tf.constant([0, 1] * 8, tf.int64)
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+    splits = Splits(train=data, eval=data)
+    start = {w.name: w.numpy() for w in base.weights}
+    frozen_phase(model, base, head, n_reused, splits, config.training, str(tmp_path), seed=3)
+    assert all(np.array_equal(w.numpy(), start[w.name]) for w in base.weights)
+
+    fine_tune_phase(model, base, n_reused, splits, config.training, str(tmp_path))
+    top = {w.name for layer in base_layers(base)[-10:] for w in layer.trainable_weights}
+    changed = {w.name for w in base.weights if not np.array_equal(w.numpy(), start[w.name])}
+    assert changed and changed <= top

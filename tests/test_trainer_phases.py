@@ -1,0 +1,117 @@
+"""The two transfer phases on a pretrained cnn: what is frozen stays bit-identical, what is
+thawed trains, BatchNorm statistics never move, and frozen-layer caching changes nothing."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow_transform as tft
+
+from tests.trainer_fixtures import fn_args, pretrained_cnn, task_b, trainer_config
+from trainer.architectures import base_layers
+from trainer.base_model_file import keras_model_path, load_keras_model
+from trainer.devices import make_deterministic
+from trainer.image_inputs import Splits, training_splits
+from trainer.module import classifier, reused_base
+from trainer.phases import fine_tune_phase, frozen_phase
+
+
+def setup(tmp_path, model: dict | None = None, **training):
+    """A transfer classifier on the pretrained base, its parts and the task-B splits."""
+    config = trainer_config("transfer", task_b(), model, **training)
+    make_deterministic(config.seed)
+    args = fn_args(task_b(), config, str(tmp_path), base_model=pretrained_cnn())
+    splits = training_splits(args, tft.TFTransformOutput(args.transform_graph_path),
+                             config.training.batch_size, config.seed)
+    base, n_reused = reused_base(config.model, (28, 28, 1), args.base_model)
+    model, head = classifier(base, config, reused=True)
+    return config, args, splits, model, base, head, n_reused
+
+
+def weights_by_name(model) -> dict[str, np.ndarray]:
+    return {weight.name: weight.numpy().copy() for weight in model.weights}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if not np.array_equal(before[name], after[name])}
+
+
+def accuracy(model, splits: Splits) -> float:
+    """Eval-split accuracy of `model`, compiled or not."""
+    hits = [np.argmax(model(images, training=False), axis=-1) == labels.numpy()
+            for images, labels in splits.eval]
+    return float(np.mean(np.concatenate(hits)))
+
+
+def test_frozen_phase_trains_only_the_head(tmp_path):
+    config, args, splits, model, base, head, n_reused = setup(
+        tmp_path, cache_frozen_features=False)
+    base_before, head_before = weights_by_name(base), weights_by_name(head)
+    frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
+                 config.seed)
+    assert changed(base_before, weights_by_name(base)) == set()
+    assert changed(head_before, weights_by_name(head)) == set(head_before)
+
+
+def test_fine_tune_trains_the_top_layers_only_and_keeps_batchnorm_statistics(tmp_path):
+    config, args, splits, model, base, head, n_reused = setup(tmp_path)
+    frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
+                 config.seed)
+    before = weights_by_name(base)
+    fine_tune_phase(model, base, n_reused, splits, config.training, args.model_run_dir)
+    # unfreeze=4: conv3, bn3, relu3 and the pooling layer, of which conv3 and bn3 have weights.
+    assert changed(before, weights_by_name(base)) == {
+        "conv3/kernel:0", "bn3/gamma:0", "bn3/beta:0"}
+    assert [layer.name for layer in base_layers(base) if layer.trainable] == [
+        "conv3", "bn3", "relu3", "global_pool"]
+
+
+def test_partial_reuse_copies_the_bottom_layers_and_trains_the_rest(tmp_path):
+    config, args, splits, model, base, head, n_reused = setup(
+        tmp_path, model={"reuse_layers": 4})
+    pretrained = weights_by_name(
+        load_keras_model(keras_model_path(args.base_model)).get_layer("base"))
+    start = weights_by_name(base)
+    # conv1, bn1, relu1, pool1 are reused; blocks 2 and 3 start from random weights.
+    assert n_reused == 4
+    assert changed(pretrained, start) == {
+        name for name in start if name.split("/")[0] in ("conv2", "bn2", "conv3", "bn3")}
+
+    frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
+                 config.seed)
+    after = weights_by_name(base)
+    assert {name.split("/")[0] for name in changed(start, after)} == {
+        "conv2", "bn2", "conv3", "bn3"}
+    assert not {name for name in changed(start, after) if "moving" in name}
+
+
+def test_cached_frozen_phase_matches_uncached(tmp_path, caplog):
+    accuracies = {}
+    for cache in (False, True):
+        config, args, splits, model, base, head, n_reused = setup(
+            tmp_path / str(cache), cache_frozen_features=cache,
+            frozen={"epochs": 4, "learning_rate": 3e-3})
+        base_before = weights_by_name(base)
+        with caplog.at_level(logging.INFO, logger="absl"):
+            frozen_phase(model, base, head, n_reused, splits, config.training,
+                         args.model_run_dir, config.seed)
+        assert changed(base_before, weights_by_name(base)) == set()
+        accuracies[cache] = accuracy(model, splits)  # the head, back on the base
+        assert os.path.exists(os.path.join(args.model_run_dir, "frozen", "history.csv"))
+    n_examples = 80 + 60
+    assert f"{n_examples * (128 * 4 + 8)} bytes" in caplog.text
+    assert accuracies[True] > 0.8
+    assert accuracies[True] == pytest.approx(accuracies[False], abs=0.05)
+
+
+def test_runs_repeat_exactly(tmp_path):
+    heads = []
+    for run in range(2):
+        config, args, splits, model, base, head, n_reused = setup(
+            tmp_path / str(run), cache_frozen_features=False)
+        frozen_phase(model, base, head, n_reused, splits, config.training,
+                     args.model_run_dir, config.seed)
+        heads.append(weights_by_name(head))
+    assert heads[0].keys() == heads[1].keys()
+    assert changed(heads[0], heads[1]) == set()

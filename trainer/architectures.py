@@ -1,0 +1,146 @@
+"""The networks: a base (feature extractor) and a head (classifier), each its own sub-model.
+
+Every classifier is `image_xf → [augmentation] → base → head`. The base is a separate
+keras.Model named 'base' so the transfer phases can freeze and unfreeze it as one piece
+and call it with `training=False`; the head is a keras.Model named 'head' so the frozen
+phase can train it alone on cached base outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tf_keras as keras
+
+from trainer.options import AugmentationConfig, ModelConfig
+from transform.features import TRANSFORMED_IMAGE_KEY
+
+ImageShape = tuple[int, int, int]
+
+_APPLICATIONS: dict[str, Callable[..., keras.Model]] = {
+    "mobilenet_v2": keras.applications.MobileNetV2,
+    "efficientnet_b0": keras.applications.EfficientNetB0,
+    "xception": keras.applications.Xception,
+    "resnet50": keras.applications.ResNet50,
+}
+MIN_APPLICATION_SIZE = {"mobilenet_v2": 32, "efficientnet_b0": 32, "xception": 71, "resnet50": 32}
+"""Smallest height and width each Keras application accepts; all of them need 3 channels."""
+
+
+def dense_base(input_shape: ImageShape) -> keras.Model:
+    """Géron's chapter-11 network without its output layer: five SELU hidden layers."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    for i, units in enumerate((300, 100, 50, 50, 50), start=1):
+        x = keras.layers.Dense(units, activation="selu", kernel_initializer="lecun_normal",
+                               name=f"hidden{i}")(x)
+    return keras.Model(inputs, x, name="base")
+
+
+def cnn_base(input_shape: ImageShape) -> keras.Model:
+    """Three convolution blocks with BatchNorm, then global average pooling (fits 28x28x1)."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, filters in enumerate((32, 64, 128), start=1):
+        # No conv bias: the BatchNorm right after it has its own offset.
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        # Momentum 0.9, not 0.99: a 200-image target set gives a few steps an epoch, and the
+        # eval split (hence early stopping) sees the moving statistics from the first epoch.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+        if i < 3:
+            x = keras.layers.MaxPooling2D(name=f"pool{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    return keras.Model(inputs, x, name="base")
+
+
+def application_base(architecture: str, input_shape: ImageShape, weights: str | None,
+                     alpha: float = 1.0) -> keras.Model:
+    """A Keras application without its top, average-pooled; `weights` None, a file or 'imagenet'."""
+    height, width, channels = input_shape
+    minimum = MIN_APPLICATION_SIZE[architecture]
+    if channels != 3 or min(height, width) < minimum:
+        raise ValueError(f"{architecture} needs RGB images of at least {minimum}x{minimum}: "
+                         f"set image.channels=3 and height, width >= {minimum} "
+                         f"(got {height}x{width}x{channels})")
+    extra = {"alpha": alpha} if architecture == "mobilenet_v2" else {}
+    application = _APPLICATIONS[architecture](include_top=False, weights=weights,
+                                              input_shape=input_shape, pooling="avg", **extra)
+    # Renamed so every architecture's base is found the same way: model.get_layer('base').
+    return keras.Model(application.inputs, application.outputs, name="base")
+
+
+def build_base(config: ModelConfig, input_shape: ImageShape,
+               weights: str | None = None) -> keras.Model:
+    """The base of `config.architecture`, randomly initialised unless `weights` is given."""
+    if config.architecture == "dense":
+        return dense_base(input_shape)
+    if config.architecture == "cnn":
+        return cnn_base(input_shape)
+    return application_base(config.architecture, input_shape, weights, config.alpha)
+
+
+def base_layers(base: keras.Model) -> list[keras.layers.Layer]:
+    """The base's layers bottom to top, without its input layer: what reuse/unfreeze count."""
+    return [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def count_reused(base: keras.Model, reuse_layers: int | str) -> int:
+    """How many bottom layers `reuse_layers` ('all' or a number) means for this base."""
+    n_layers = len(base_layers(base))
+    if reuse_layers == "all":
+        return n_layers
+    if reuse_layers > n_layers:
+        raise ValueError(f"reuse_layers={reuse_layers}, but the base has {n_layers} layers")
+    return reuse_layers
+
+
+def copy_bottom_layers(source: keras.Model, target: keras.Model, n_layers: int) -> None:
+    """Copy the weights of the bottom `n_layers` layers of `source` into `target` (same design)."""
+    source_layers, target_layers = base_layers(source), base_layers(target)
+    if len(source_layers) != len(target_layers):
+        raise ValueError(f"the pretrained base has {len(source_layers)} layers, this "
+                         f"architecture {len(target_layers)}: was it pretrained with "
+                         "another architecture?")
+    for source_layer, target_layer in zip(source_layers[:n_layers], target_layers):
+        target_layer.set_weights(source_layer.get_weights())
+
+
+def build_head(feature_shape: tuple[int, ...], n_classes: int, dropout: float) -> keras.Model:
+    """Dropout and a softmax Dense layer; pools first if the base ends in feature maps."""
+    inputs = keras.Input(feature_shape)
+    x = inputs
+    if len(feature_shape) == 3:
+        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    # float32 even under mixed precision: softmax in float16 is not numerically safe.
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                                 name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def build_augmentation(config: AugmentationConfig, seed: int) -> keras.Model | None:
+    """Random flips, rotations and zooms; None when all are off. Active in training only."""
+    if not config.enabled:
+        return None
+    layers: list[keras.layers.Layer] = []
+    if config.flip != "none":
+        layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+    if config.rotation > 0:
+        layers.append(keras.layers.RandomRotation(config.rotation, seed=seed + 1))
+    if config.zoom > 0:
+        layers.append(keras.layers.RandomZoom(config.zoom, seed=seed + 2))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def assemble(base: keras.Model, head: keras.Model, augmentation: keras.Model | None,
+             *, base_in_inference_mode: bool) -> keras.Model:
+    """`image_xf → [augmentation] → base → head`, sharing the base's and head's layers."""
+    inputs = keras.Input(base.input_shape[1:], name=TRANSFORMED_IMAGE_KEY)
+    x = augmentation(inputs) if augmentation is not None else inputs
+    # A pretrained base keeps its BatchNorm statistics: training=False pins its BatchNorm
+    # layers to inference mode even once fine-tuning makes them trainable, so a few small
+    # target batches cannot overwrite statistics learnt on the large source set.
+    features = base(x, training=False) if base_in_inference_mode else base(x)
+    return keras.Model(inputs, head(features), name="classifier")

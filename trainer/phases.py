@@ -1,0 +1,121 @@
+"""The training phases. Transfer learning is two of them:
+
+1. `frozen_phase`: the reused base is frozen and only the new head learns (on cached base
+   outputs when possible), so the large gradients of a random head cannot wreck the
+   pretrained features.
+2. `fine_tune_phase`: the top `unfreeze` reused layers thaw and train with the head at a
+   low learning rate, stopping early on the eval split and keeping the best weights.
+
+In both, the base runs in inference mode (see architectures.assemble): its BatchNorm layers
+normalise with the pretrained statistics and never update them.
+Pretraining and the from-scratch baseline are one ordinary `fit` each, of every layer.
+Every phase logs to `<model_run_dir>/<phase>/`: TensorBoard events and `history.csv`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
+
+from trainer import bottleneck_cache
+from trainer.architectures import base_layers
+from trainer.image_inputs import Splits
+from trainer.options import FineTuneConfig, PhaseConfig, TrainingConfig
+
+_OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop, "nadam": keras.optimizers.Nadam}
+_REDUCE_LR_FACTOR = 0.5
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Adds the epoch's learning rate to the logs, so history.csv always has an `lr` column."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+
+
+def compile_for(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+    """Compile with a fresh optimizer: sparse cross-entropy, metric named 'accuracy'."""
+    model.compile(optimizer=_OPTIMIZERS[optimizer](learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def train_callbacks(name: str, phase: PhaseConfig, training: TrainingConfig,
+                    run_dir: str) -> list[keras.callbacks.Callback]:
+    """lr logging, ReduceLROnPlateau, EarlyStopping (restoring the best weights), TensorBoard
+    and a CSV history, all watching the eval split; the CSV comes last to see every log."""
+    log_dir = os.path.join(run_dir, name)
+    tf.io.gfile.makedirs(log_dir)
+    callbacks: list[keras.callbacks.Callback] = [LogLearningRate()]
+    if training.reduce_lr_patience is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=_REDUCE_LR_FACTOR, patience=training.reduce_lr_patience))
+    if phase.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=phase.early_stopping_patience,
+            restore_best_weights=True))
+    callbacks += [keras.callbacks.TensorBoard(log_dir=log_dir),
+                  keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv"))]
+    return callbacks
+
+
+def fit(model: keras.Model, splits: Splits, name: str, phase: PhaseConfig,
+        training: TrainingConfig, run_dir: str) -> None:
+    """Compile `model` for `phase` and train it on `splits`, validating on the eval split."""
+    if phase.epochs == 0:
+        logging.info("Phase %s: 0 epochs, skipped", name)
+        return
+    compile_for(model, training.optimizer, phase.learning_rate)
+    trainable = sum(int(tf.size(weight)) for weight in model.trainable_weights)
+    logging.info("Phase %s: %d epochs at lr %g, %d trainable parameters", name, phase.epochs,
+                 phase.learning_rate, trainable)
+    model.fit(splits.train, validation_data=splits.eval, epochs=phase.epochs,
+              callbacks=train_callbacks(name, phase, training, run_dir), verbose=2)
+
+
+def _freeze_bottom(base: keras.Model, n_frozen: int) -> None:
+    """Make the bottom `n_frozen` layers of the base non-trainable and all above trainable."""
+    base.trainable = True  # Sets every layer; the loop then has the last word.
+    for layer in base_layers(base)[:n_frozen]:
+        layer.trainable = False
+
+
+def freeze(base: keras.Model, n_reused: int) -> None:
+    """Freeze the reused layers (all of the base by default); re-initialised ones still train."""
+    _freeze_bottom(base, n_reused)
+
+
+def unfreeze_top(base: keras.Model, n_reused: int, unfreeze: int | str) -> None:
+    """Thaw the top `unfreeze` ('all' or a number) of the reused layers."""
+    thawed = n_reused if unfreeze == "all" else min(unfreeze, n_reused)
+    _freeze_bottom(base, n_reused - thawed)
+
+
+def can_cache(base: keras.Model, n_reused: int, training: TrainingConfig) -> bool:
+    """Caching needs a base that is wholly frozen and no random augmentation in front of it."""
+    return (training.cache_frozen_features and not training.augmentation.enabled
+            and n_reused == len(base_layers(base)))
+
+
+def frozen_phase(model: keras.Model, base: keras.Model, head: keras.Model, n_reused: int,
+                 splits: Splits, training: TrainingConfig, run_dir: str, seed: int) -> None:
+    """Phase 1: freeze the reused layers and train the new head (and any fresh layers)."""
+    freeze(base, n_reused)
+    if can_cache(base, n_reused, training) and training.frozen.epochs > 0:
+        # The head is shared with `model`, so once trained here it is back on the base.
+        cached = bottleneck_cache.cache_splits(base, splits, training.batch_size, seed)
+        fit(head, cached, "frozen", training.frozen, training, run_dir)
+    else:
+        fit(model, splits, "frozen", training.frozen, training, run_dir)
+
+
+def fine_tune_phase(model: keras.Model, base: keras.Model, n_reused: int, splits: Splits,
+                    training: TrainingConfig, run_dir: str) -> None:
+    """Phase 2: thaw the top reused layers and train them with the head at a low rate."""
+    phase: FineTuneConfig = training.fine_tune
+    unfreeze_top(base, n_reused, phase.unfreeze)
+    fit(model, splits, "fine_tune", phase, training, run_dir)
