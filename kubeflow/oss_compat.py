@@ -1,6 +1,6 @@
 """Post-processing of TFX's KFP v2 IR so that it runs on open-source Kubeflow Pipelines too.
 
-TFX's KubeflowV2DagRunner targets Vertex AI Pipelines. Three things it emits don't hold on
+TFX's KubeflowV2DagRunner targets Vertex AI Pipelines. Two things it emits don't hold on
 the open-source KFP v2 backend (see docs/kubeflow.md, "Open-source KFP"):
 
 * FileBasedExampleGens get a `lifecycle.preCacheCheck` hook running TFX's ExampleGen driver
@@ -8,10 +8,9 @@ the open-source KFP v2 backend (see docs/kubeflow.md, "Open-source KFP"):
   hook is removed and nothing in the spec relies on it.
 * The step builder drops `with_platform_config` resources of FileBasedExampleGens
   (tensorflow/tfx#6146); they are put back.
-* Resolvers (e.g. LatestBlessedModelStrategy) become `resolver` executors: ML Metadata queries
-  that only Vertex runs; the open-source backend refuses the whole pipeline ("resolver not
-  implemented yet"). They are removed, and their consumers' inputs become optional: they
-  arrive empty, as on a first run before anything was blessed.
+
+A third, Resolvers (ML Metadata queries only Vertex runs), is avoided in the pipeline itself:
+the served-model baseline comes from the ServedModel component, which reads the serving dir.
 """
 
 from __future__ import annotations
@@ -62,33 +61,6 @@ def restore_resources(spec: pb.PipelineSpec, deployment: pb.PipelineDeploymentCo
     return restored
 
 
-def strip_resolvers(spec: pb.PipelineSpec, deployment: pb.PipelineDeploymentConfig) -> list[str]:
-    """Remove resolver steps and the inputs they feed; return the tasks removed."""
-    labels = {label for label, executor in deployment.executors.items()
-              if executor.HasField("resolver")}
-    components = {name for name, component in spec.components.items()
-                  if component.executor_label in labels}
-    tasks = sorted(name for name, task in spec.root.dag.tasks.items()
-                   if task.component_ref.name in components)
-    for name in tasks:
-        del spec.root.dag.tasks[name]
-    for name in components:
-        del spec.components[name]
-    for label in labels:
-        del deployment.executors[label]
-    for task in spec.root.dag.tasks.values():
-        inputs = task.inputs.artifacts
-        for key in [key for key, value in inputs.items()
-                    if value.task_output_artifact.producer_task in tasks]:
-            del inputs[key]
-            spec.components[task.component_ref.name].input_definitions.artifacts[key] \
-                .is_optional = True
-        kept = [name for name in task.dependent_tasks if name not in tasks]
-        del task.dependent_tasks[:]
-        task.dependent_tasks.extend(kept)
-    return tasks
-
-
 def make_portable(spec: pb.PipelineSpec, resources: Mapping[str, ResourceSpec],
                   pipeline_root: str) -> dict[str, list[str]]:
     """Apply every fix in place; return what was changed, for the compile log."""
@@ -96,8 +68,7 @@ def make_portable(spec: pb.PipelineSpec, resources: Mapping[str, ResourceSpec],
     spec.default_pipeline_root = pipeline_root
     deployment = deployment_of(spec)
     changes = {"lifecycle hooks removed": strip_lifecycle_hooks(deployment),
-               "resources restored": restore_resources(spec, deployment, resources),
-               "resolver steps removed": strip_resolvers(spec, deployment)}
+               "resources restored": restore_resources(spec, deployment, resources)}
     spec.deployment_spec.Clear()
     spec.deployment_spec.update(json_format.MessageToDict(deployment))
     return changes

@@ -54,11 +54,7 @@ def build_eval_config(n_classes: int, min_accuracy: float, margin: float) -> tfm
 
 
 def build_served_eval_config(tolerance: float) -> tfma.EvalConfig:
-    """Candidate against the model served now: not worse by more than `tolerance`.
-
-    With nothing served yet the Evaluator drops the change threshold, and the zero lower bound
-    blesses: there is nothing to regress from.
-    """
+    """Candidate against the model served now: not worse by more than `tolerance`."""
     return tfma.EvalConfig(
         model_specs=[_model_spec("candidate", False), _model_spec("baseline", True)],
         slicing_specs=[tfma.SlicingSpec()],

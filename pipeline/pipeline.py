@@ -8,6 +8,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
 from components.image_example_gen import ImageExampleGen, describe_dataset, resolve_label_names
+from components.served_model.component import ServedModel
 from components.versioned_pusher import VersionedPusher
 from components.image_example_gen.options import DatasetConfig
 from pipeline.config import PipelineConfig
@@ -93,16 +94,8 @@ def create_pipeline(config: PipelineConfig, *, project_root: str = PROJECT_ROOT,
         eval_config=build_eval_config(len(target_labels),
                                       config.evaluation.min_accuracy,
                                       config.evaluation.margin)).with_id("evaluator")
-    served_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        # Not wired to upstream outputs: resolved from ML Metadata, across earlier runs. Only
-        # the served-model Evaluator's blessings count, so the baseline is never a model that
-        # merely beat its own scratch run.
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                              producer_component_id="transfer_trainer", output_key="model"),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id="served_evaluator",
-                                       output_key="blessing")).with_id("served_model_resolver")
+    served_model = ServedModel(candidate=transfer.outputs["model"],
+                               serving_dir=config.serving_dir).with_id("served_model")
     served_evaluator = tfx.components.Evaluator(
         examples=target["example_gen"].outputs["examples"],
         model=transfer.outputs["model"],

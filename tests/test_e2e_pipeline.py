@@ -36,6 +36,9 @@ def run_dir(tmp_path_factory):
         "training.pretrain.epochs=4", "training.frozen.epochs=3",
         "training.fine_tune.epochs=6", "training.fine_tune.early_stopping_patience=3",
         "evaluation.min_accuracy=0.5",
+        # Beam's worker processes cost more than they save on 3000 images; the
+        # multi-processing default is covered by tests/test_scaling_*.
+        "beam_pipeline_args=[--direct_running_mode=in_memory]",
     ]
     return root, [arg for o in overrides for arg in ("--set", o)]
 

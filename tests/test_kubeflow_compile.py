@@ -35,7 +35,7 @@ def compiled(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def components(compiled) -> set[str]:
-    """Ids of the pipeline's components that run a container (all but resolvers)."""
+    """Ids of the pipeline's components that run a container."""
     config = compiled[0]
     nodes = build_pipeline(config, config.kubeflow, enable_cache=True).components
     return {node.id for node in nodes if hasattr(node, "with_platform_config")}
@@ -112,6 +112,9 @@ def test_no_vertex_only_resolver_steps_and_no_dangling_inputs(compiled):
     _, spec, deployment, _ = compiled
     assert not any(executor.HasField("resolver") for executor in deployment.executors.values())
     tasks = spec.root.dag.tasks
+    # The served-model baseline comes from a container step that reads the serving dir.
+    baseline = tasks["served_evaluator"].inputs.artifacts["baseline_model"]
+    assert baseline.task_output_artifact.producer_task == "served_model"
     for name, task in tasks.items():
         assert set(task.dependent_tasks) <= set(tasks), name
         declared = spec.components[task.component_ref.name].input_definitions.artifacts

@@ -1,0 +1,47 @@
+"""ServedModel: the served-model baseline comes from the serving directory, not from metadata."""
+
+import os
+
+from tfx.types import standard_artifacts
+
+from components.served_model.component import SERVED_VERSION_PROPERTY, ServedModel
+
+
+def _model_dir(root, name: str, marker: str) -> str:
+    path = os.path.join(root, name)
+    os.makedirs(path)
+    with open(os.path.join(path, "saved_model.pb"), "w") as f:
+        f.write(marker)
+    return path
+
+
+def _run(tmp_path, serving_dir: str) -> standard_artifacts.Model:
+    candidate = standard_artifacts.Model()
+    candidate.uri = str(tmp_path / "candidate")
+    _model_dir(candidate.uri, "Format-Serving", "candidate")
+    output = standard_artifacts.Model()
+    output.uri = str(tmp_path / "output")
+    executor = ServedModel.EXECUTOR_SPEC.executor_class()
+    executor.Do({"candidate": [candidate]}, {"model": [output]}, {"serving_dir": serving_dir})
+    return output
+
+
+def _marker(model: standard_artifacts.Model) -> str:
+    with open(os.path.join(model.uri, "Format-Serving", "saved_model.pb")) as f:
+        return f.read()
+
+
+def test_latest_served_version_is_the_baseline(tmp_path):
+    serving = tmp_path / "serving"
+    _model_dir(serving, "100", "old")
+    _model_dir(serving, "250", "latest")
+    _model_dir(serving, ".tmp-300-abcd", "half-pushed")
+    output = _run(tmp_path, str(serving))
+    assert _marker(output) == "latest"
+    assert output.get_string_custom_property(SERVED_VERSION_PROPERTY) == "250"
+
+
+def test_nothing_served_makes_the_candidate_its_own_baseline(tmp_path):
+    output = _run(tmp_path, str(tmp_path / "empty-serving"))
+    assert _marker(output) == "candidate"
+    assert output.get_string_custom_property(SERVED_VERSION_PROPERTY) == ""
