@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from components.image_example_gen.options import DatasetConfig
-from kubeflow.options import KubeflowConfig
+from kubeflow.options import CREDENTIAL_FLAGS, KubeflowConfig
 from trainer.options import KERAS_APPLICATIONS, ModelConfig, TrainingConfig
 from transform.options import ImageConfig
 
 PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 REMOTE_PREFIXES = ("gs://", "s3://", "hdfs://", "abfs://")
+# scheme://user:password@host: a secret written into a path.
+_URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
 
 
 class ConfigError(ValueError):
@@ -38,6 +41,30 @@ class EvaluationConfig(_Strict):
         "model served now (the latest one that passed this check) and still be pushed.")
 
 
+class PipelineDatasetConfig(DatasetConfig):
+    """A dataset of a pipeline run: ImageExampleGen's options with the label checks on."""
+
+    max_class_imbalance: float | None = Field(
+        default=10.0, ge=1,
+        description="Every class must be in every split, and in each the biggest class may "
+        "outnumber the smallest by at most this ratio; null turns the label checks off.")
+
+
+def _credential_problems(value: Any, key: str) -> list[str]:
+    """Config keys holding what looks like a secret: configs, specs and logs are shared."""
+    if isinstance(value, dict):
+        return [problem for name, item in value.items()
+                for problem in _credential_problems(item, f"{key}.{name}".lstrip("."))]
+    if isinstance(value, list):
+        return [problem for item in value for problem in _credential_problems(item, key)]
+    if isinstance(value, str) and _URL_WITH_PASSWORD.match(value):
+        return [f"{key}: a password in a URL"]
+    if isinstance(value, str) and key.endswith("beam_pipeline_args") and any(
+            word in value.split("=")[0].lower() for word in CREDENTIAL_FLAGS):
+        return [f"{key}: {value.split('=')[0]} carries a credential"]
+    return []
+
+
 class PipelineConfig(_Strict):
     """Everything one run needs; `configs/fashion_mnist_ab.yaml` is the embedded default."""
 
@@ -51,9 +78,9 @@ class PipelineConfig(_Strict):
         default_factory=lambda: ["--direct_running_mode=multi_processing",
                                  "--direct_num_workers=0"])
     image: ImageConfig
-    source: DatasetConfig | None = Field(
+    source: PipelineDatasetConfig | None = Field(
         default=None, description="Pretraining data; needed unless model.weights gives a backbone.")
-    target: DatasetConfig
+    target: PipelineDatasetConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -63,6 +90,15 @@ class PipelineConfig(_Strict):
     @classmethod
     def _absolute(cls, value: str) -> str:
         return value if value.startswith(REMOTE_PREFIXES) else os.path.abspath(value)
+
+    @model_validator(mode="after")
+    def _no_credentials(self) -> "PipelineConfig":
+        problems = _credential_problems(self.model_dump(), "")
+        if problems:
+            raise ValueError("; ".join(problems) + " — configs are copied into run metadata, "
+                             "logs and Kubeflow specs; give credentials through the environment "
+                             "or Kubernetes secrets instead")
+        return self
 
     @model_validator(mode="after")
     def _source_or_backbone(self) -> "PipelineConfig":
@@ -99,7 +135,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, raw = override.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. training.batch_size=64")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--set {override!r}: the value is not valid YAML: {error}") from None
+        _set_dotted(data, key.strip(), value)
     return data
 
 
@@ -132,14 +172,19 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pipe
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: can't read the config: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data or {}, dict):
+        return parse_config(data, str(path))  # raises, naming what the file holds instead
     return parse_config(apply_overrides(data or {}, list(overrides)), str(path))
 
 
 def _check_dataset(key: str, dataset: DatasetConfig) -> None:
     # Imported here: the component package pulls in TFX, which config parsing doesn't need.
     from components.image_example_gen import describe_dataset, resolve_label_names
+    from components.image_example_gen.label_checks import imbalance_problem
 
     if not dataset.path.startswith(REMOTE_PREFIXES) and not os.path.isdir(dataset.path):
         raise ConfigError(f"{key}.path: {dataset.path} is not a directory")
@@ -148,9 +193,17 @@ def _check_dataset(key: str, dataset: DatasetConfig) -> None:
         labels = resolve_label_names(dataset, summary)
     except ValueError as error:
         raise ConfigError(f"{key}: {error}") from None
-    if dataset.label_budget is None or summary.counts is None:
+    if summary.counts is None:
+        return  # tfrecords: ImageExampleGen counts and checks them when it runs
+    selected = {name: summary.counts.get(name, 0) for name in labels}
+    if dataset.max_class_imbalance is not None:
+        # The training files' counts: what the splits and the label budget will mirror.
+        problem = imbalance_problem(selected, dataset.max_class_imbalance)
+        if problem:
+            raise ConfigError(f"{key}.max_class_imbalance: {dataset.path}: {problem}")
+    if dataset.label_budget is None:
         return
-    available = sum(summary.counts.get(name, 0) for name in labels)
+    available = sum(selected.values())
     train_share = 1 - dataset.eval_fraction - (
         0 if dataset.format == "idx" else dataset.test_fraction)
     if dataset.label_budget > available * train_share:

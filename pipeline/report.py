@@ -50,16 +50,25 @@ def read_metrics(evaluation_uri: str) -> dict[str, dict[str, Any]]:
     return metrics
 
 
+def _describe_failure(failure) -> str:
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if failure.metric_key.is_diff:
+        gain = threshold.change_threshold.absolute.value
+        return (f"{failure.metric_key.name}: candidate - baseline = {value:+.4f}, "
+                f"needed at least {gain:+.4f}")
+    bound = threshold.value_threshold.lower_bound.value
+    return f"{failure.metric_key.name}: {value:.4f}, below the minimum {bound:.4f}"
+
+
 def _blessing_reasons(evaluation_uri: str) -> list[str]:
+    """Why TFMA's validation failed, one line per failed threshold."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
-    reasons = []
-    for per_slice in result.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            reasons.append(f"{failure.metric_key.name} ({failure.metric_key.model_name or 'candidate'}"
-                           f"): {failure.message}")
-    return reasons
+    return [_describe_failure(failure)
+            for per_slice in result.metric_validations_per_slice
+            for failure in per_slice.failures]
 
 
 def read_history(model_run_uri: str, phase: str) -> list[dict[str, float]]:
