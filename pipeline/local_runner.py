@@ -2,11 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
 from tfx import v1 as tfx
 
 from pipeline.config import REMOTE_PREFIXES, ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.run_lock import hold_run_lock
+
+# How a full disk shows through SQLite, Beam and TensorFlow, which often drop the errno.
+_DISK_FULL_MESSAGES = ("No space left on device", "database or disk is full",
+                       "Disk quota exceeded")
+# Less free space than this under the root, and a failure is blamed on it: some failures hide
+# the cause (TFX builds module wheels in a subprocess, which only says it failed), and one
+# Beam component's TFX package build alone takes 40 MB.
+LOW_SPACE = 64 * 2**20
+
+
+SCRATCH_DIR = ".tmp"
+
+
+class DiskFullError(RuntimeError):
+    """A run stopped because a disk it writes to filled up."""
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def disk_full(error: BaseException, pipeline_root: str) -> bool:
+    """Whether the error, or one it was raised from, says that a disk is full, or the disk
+    under the pipeline root is nearly full."""
+    free = _free_bytes(pipeline_root)
+    if free is not None and free < LOW_SPACE:
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(message in str(seen) for message in _DISK_FULL_MESSAGES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def scratch_dir(pipeline_root: str) -> Iterator[str]:
+    """Temp files of the run (ours, TFX's module wheel builds, Beam's, TensorFlow's autograph)
+    go to `<pipeline_root>/.tmp` instead of /tmp, and are removed afterwards.
+
+    TFX and TensorFlow leave some 40 MB a run in /tmp, which scheduled runs would pile up; a
+    killed run leaves its share here, and the next run removes it. Call it holding the run
+    lock: then no other run can be using the directory.
+    """
+    path = os.path.join(pipeline_root, SCRATCH_DIR)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = path  # ours, then child processes'
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved[1]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
@@ -15,14 +85,23 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
     Holds the pipeline root's run lock throughout: a second run of the same root fails at
     once with RunLockedError instead of interleaving with this one.
     """
-    if config.pipeline_root.startswith(REMOTE_PREFIXES):
+    root = config.pipeline_root
+    if root.startswith(REMOTE_PREFIXES):
         # SQLite and flock need a local file system; remote roots are Kubeflow's.
-        raise ConfigError(f"pipeline_root: {config.pipeline_root} is remote; a local run keeps "
-                          "its ML Metadata and run lock there, so it must be a local path")
+        raise ConfigError(f"pipeline_root: {root} is remote; a local run keeps its ML "
+                          "Metadata and run lock there, so it must be a local path")
     # Locked before the pipeline is built: building writes the module wheels under the root.
-    with hold_run_lock(config.pipeline_root):
+    with hold_run_lock(root), scratch_dir(root):
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path)
-        pipeline = create_pipeline(config, metadata_connection_config=metadata,
-                                   enable_cache=enable_cache)
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        try:
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(
+                config, metadata_connection_config=metadata, enable_cache=enable_cache))
+        except Exception as error:
+            if not disk_full(error, root):
+                raise
+            # SQLite's, Beam's and TFX's messages name neither the disk nor how full it is.
+            cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DiskFullError(
+                f"a disk filled up during the run (pipeline root {root}: "
+                f"{_free_bytes(root)} bytes free): {type(error).__name__}: {cause}") from error

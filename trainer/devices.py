@@ -58,6 +58,24 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def shard_policy(num_files: int) -> tf.data.experimental.AutoShardPolicy:
+    """How a multi-worker strategy splits a dataset of `num_files` files among the workers.
+
+    By file (AUTO) when every worker gets one, so each byte is read once; else by element
+    (DATA: every worker reads all and keeps its share). AUTO alone would fail there: it
+    refuses FILE sharding with fewer files than workers instead of falling back.
+    """
+    if num_files >= worker_count():
+        return tf.data.experimental.AutoShardPolicy.AUTO
+    return tf.data.experimental.AutoShardPolicy.DATA
+
+
+def sync_workers(strategy: tf.distribute.Strategy) -> None:
+    """Return once every worker got here (an all-reduce); at once without a cluster."""
+    if worker_count() > 1:
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.constant, (1.0,)), axis=None)
+
+
 def model_dir_for(strategy: tf.distribute.Strategy, model_dir: str) -> str:
     """`model_dir` on the chief; a throw-away directory elsewhere, since every worker of a
     multi-worker strategy must save (saving runs collective ops) but only one may publish."""

@@ -10,6 +10,7 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from trainer.architectures import ImageShape
+from trainer.devices import shard_policy
 from transform.features import LABEL_KEY, TRANSFORMED_IMAGE_KEY
 
 if TYPE_CHECKING:  # Importing TFX takes seconds; code that only needs Splits skips it.
@@ -40,6 +41,10 @@ def transformed_dataset(fn_args: FnArgs, tft_output: tft.TFTransformOutput, file
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files, options, tft_output.transformed_metadata.schema)
     dataset = dataset.map(lambda features, label: (features[TRANSFORMED_IMAGE_KEY], label))
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = shard_policy(
+        sum(len(tf.io.gfile.glob(pattern)) for pattern in files))
+    dataset = dataset.with_options(sharding)
     # TFX's train/eval steps, when set, cap each pass; one pass is one Keras epoch.
     return dataset.take(max_steps) if max_steps else dataset
 

@@ -22,7 +22,7 @@ from trainer.architectures import (ImageShape, assemble, build_augmentation, bui
                                    build_head, copy_bottom_layers, count_reused)
 from trainer.base_model_file import keras_model_path, load_keras_model, save_keras_model
 from trainer.devices import (choose_strategy, is_chief, make_deterministic,
-                             model_dir_for, use_mixed_precision)
+                             model_dir_for, sync_workers, use_mixed_precision)
 from trainer.image_inputs import Splits, image_shape, training_splits
 from trainer.options import ModelConfig, TrainerConfig
 from trainer.phases import fine_tune_phase, fit, frozen_phase
@@ -101,6 +101,8 @@ def run_fn(fn_args: FnArgs) -> None:
     strategy = choose_strategy()  # First: a multi-worker strategy must precede other TF calls.
     make_deterministic(config.seed)
     use_mixed_precision(config.training.mixed_precision)
+    # Every worker of a cluster trains and logs, but only the chief's logs are kept.
+    fn_args.model_run_dir = model_dir_for(strategy, fn_args.model_run_dir)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     splits = training_splits(fn_args, tft_output, config.training.batch_size, config.seed)
 
@@ -111,4 +113,6 @@ def run_fn(fn_args: FnArgs) -> None:
         save_keras_model(model, keras_model_path(fn_args.serving_model_dir))
     export_serving_model(model, tft_output, config.label_names,
                          model_dir_for(strategy, fn_args.serving_model_dir))
+    # TFX checks, on every worker, that the model exists: wait until the chief wrote it.
+    sync_workers(strategy)
     logging.info("%s model written to %s", config.role, fn_args.serving_model_dir)

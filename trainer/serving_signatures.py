@@ -24,7 +24,9 @@ from transform.features import (IMAGE_KEY, LABEL_KEY, LABEL_NAME_KEY, LABEL_VOCA
                                 TRANSFORMED_IMAGE_KEY)
 
 Outputs = dict[str, tf.Tensor]
-Signatures = dict[str, tf.types.experimental.ConcreteFunction]
+# tf.functions with an input signature, not their concrete functions: those can't be saved
+# when the model's variables are distributed (MultiWorkerMirroredStrategy).
+Signatures = dict[str, tf.types.experimental.PolymorphicFunction]
 
 
 def predictions(probabilities: tf.Tensor, label_names: Sequence[str]) -> Outputs:
@@ -57,8 +59,7 @@ def serving_functions(model: keras.Model, tft_output: tft.TFTransformOutput,
         images = tf.reshape(image_bytes, [-1, *image_spec.shape])
         return classify({IMAGE_KEY: images})
 
-    return {"serving_default": serve_examples.get_concrete_function(),
-            "serving_raw": serve_image_bytes.get_concrete_function()}
+    return {"serving_default": serve_examples, "serving_raw": serve_image_bytes}
 
 
 def write_label_vocabulary(export_dir: str, label_names: Sequence[str]) -> None:

@@ -15,15 +15,17 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen.custom_config import from_exec_properties
-from components.image_example_gen.errors import find_dataset_error
+from components.image_example_gen.custom_config import ExampleGenOptions, from_exec_properties
+from components.image_example_gen.errors import DatasetError, find_dataset_error
 from components.image_example_gen.ingest import build_splits
+from components.image_example_gen.label_checks import ClassCounts, class_problems
 from components.image_example_gen.layout import SPLITS
 from transform.features import LABEL_VOCABULARY_FILE
 
 SKIPPED_IMAGES_FILE = "skipped_images.json"
 SKIPPED_IMAGES_PROPERTY = "skipped_images"
 SPLIT_COUNTS_PROPERTY = "split_counts"
+CLASS_COUNTS_PROPERTY = "class_counts"
 UNSELECTED_PROPERTY = "unselected_examples"
 # Beam writes its counts here, inside the artifact so that remote workers reach it too.
 _STATS_FILE = "_image_example_gen_stats.jsonl"
@@ -61,25 +63,32 @@ def _resolve_spans(exec_properties: dict[str, Any], examples: types.Artifact) ->
     logging.info("Resolved span %s, version %s without the driver.", span, version)
 
 
-def _read_stats(stats_path: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, str]]]:
-    """(examples per split, unselected per split, skipped inputs) as Beam wrote them."""
-    counts = {"examples": dict.fromkeys(SPLITS, 0), "unselected": dict.fromkeys(SPLITS, 0)}
+def _read_stats(stats_path: str, label_names: list[str]
+                ) -> tuple[ClassCounts, dict[str, int], list[dict[str, str]]]:
+    """(examples per split and class, unselected per split, skipped inputs) as Beam wrote them."""
+    counts: ClassCounts = {split: dict.fromkeys(label_names, 0) for split in SPLITS}
+    unselected = dict.fromkeys(SPLITS, 0)
     skipped = []
     with tf.io.gfile.GFile(stats_path) as file:
         for line in file:
             kind, *value = json.loads(line)
             if kind == "skipped":
                 skipped.append(value[0])
+            elif kind == "examples":
+                split, label, count = value
+                counts[split][label_names[label]] = count
             else:
                 split, count = value
-                counts[kind][split] = count
-    return (counts["examples"], counts["unselected"],
-            sorted(skipped, key=lambda entry: entry["path"]))
+                unselected[split] = count
+    return counts, unselected, sorted(skipped, key=lambda entry: entry["path"])
 
 
-def _write_reports(examples: types.Artifact, label_names: list[str], stats_path: str) -> None:
-    """label_vocabulary.txt, skipped_images.json and the count properties of the artifact."""
-    counts, unselected, skipped = _read_stats(stats_path)
+def _write_reports(examples: types.Artifact, label_names: list[str],
+                   stats_path: str) -> ClassCounts:
+    """label_vocabulary.txt, skipped_images.json and the count properties of the artifact;
+    returns the examples per split and class."""
+    class_counts, unselected, skipped = _read_stats(stats_path, label_names)
+    counts = {split: sum(per_class.values()) for split, per_class in class_counts.items()}
     tf.io.gfile.remove(stats_path)
     with tf.io.gfile.GFile(os.path.join(examples.uri, LABEL_VOCABULARY_FILE), "w") as file:
         file.write("".join(f"{name}\n" for name in label_names))
@@ -87,11 +96,22 @@ def _write_reports(examples: types.Artifact, label_names: list[str], stats_path:
         json.dump(skipped, file, indent=1)
     examples.set_int_custom_property(SKIPPED_IMAGES_PROPERTY, len(skipped))
     examples.set_string_custom_property(SPLIT_COUNTS_PROPERTY, json.dumps(counts))
+    examples.set_string_custom_property(CLASS_COUNTS_PROPERTY, json.dumps(class_counts))
     examples.set_string_custom_property(UNSELECTED_PROPERTY, json.dumps(unselected))
     logging.info("Examples per split %s; unselected classes' examples %s.", counts, unselected)
     if skipped:
         logging.warning("Skipped %d bad input(s), listed in %s.", len(skipped),
                         os.path.join(examples.uri, SKIPPED_IMAGES_FILE))
+    return class_counts
+
+
+def _check_labels(options: ExampleGenOptions, class_counts: ClassCounts) -> None:
+    """Fails the component, so nothing downstream trains, on a missing or swamped class."""
+    problems = class_problems(class_counts, options.label_names,
+                              options.dataset.max_class_imbalance)
+    if problems:
+        raise DatasetError(f"{options.dataset.path}: the examples can't train or evaluate a "
+                           f"classifier of {options.label_names}: " + "; ".join(problems))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -129,4 +149,5 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 raise
             # The file and its problem, not a Beam stack trace, is what the user needs.
             raise dataset_error from None
-        _write_reports(examples, from_exec_properties(exec_properties).label_names, stats_path)
+        options = from_exec_properties(exec_properties)
+        _check_labels(options, _write_reports(examples, options.label_names, stats_path))

@@ -71,13 +71,13 @@ def _serialized(kept: Kept) -> bytes:
     return kept.example
 
 
-def _count_key(_: object, split: str) -> tuple[str, str]:
-    return "examples", split
+def _count_key(kept: Kept) -> tuple[str, str, int]:
+    return "examples", kept.split, kept.label
 
 
-def _count_line(key_and_count: tuple[tuple[str, str], int]) -> str:
-    (kind, split), count = key_and_count
-    return json.dumps([kind, split, count])
+def _count_line(key_and_count: tuple[tuple, int]) -> str:
+    key, count = key_and_count
+    return json.dumps([*key, count])
 
 
 def _skipped_line(entry: dict[str, str]) -> str:
@@ -90,11 +90,11 @@ def _write_lines(lines: list[str], path: str) -> None:
         file.write("".join(f"{line}\n" for line in lines))
 
 
-def _write_stats(examples: dict[str, beam.PCollection], unselected: beam.PCollection,
+def _write_stats(kept: dict[str, beam.PCollection], unselected: beam.PCollection,
                  skipped: beam.PCollection, stats_path: str) -> None:
-    """One JSON line per (kind, split, count) and per skipped input, for the executor."""
-    keys = [examples[split] | f"CountKey[{split}]" >> beam.Map(_count_key, split)
-            for split in SPLITS]
+    """For the executor, one JSON line per count and per skipped input: ["examples", split,
+    label, count], ["unselected", split, count] and ["skipped", {path, reason}]."""
+    keys = [kept[split] | f"CountKey[{split}]" >> beam.Map(_count_key) for split in SPLITS]
     counts = ((*keys, unselected)
               | "AllCountKeys" >> beam.Flatten()
               | "Count" >> beam.combiners.Count.PerElement()
@@ -120,5 +120,5 @@ def build_splits(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, s
             dataset.label_budget, options.seed, options.label_names, dataset.path)
     examples = {split: kept[split] | f"Serialized[{split}]" >> beam.Map(_serialized)
                 for split in SPLITS}
-    _write_stats(examples, results[_UNSELECTED], results[_SKIPPED], stats_path)
+    _write_stats(kept, results[_UNSELECTED], results[_SKIPPED], stats_path)
     return examples

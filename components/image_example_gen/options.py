@@ -39,6 +39,11 @@ class DatasetConfig(BaseModel):
         "(image folders, tfrecords).",
     )
     on_bad_image: Literal["fail", "skip"] = "fail"
+    max_class_imbalance: float | None = Field(
+        default=None, ge=1,
+        description="Label checks after splitting: every class must be in every split, and in "
+        "each the biggest class may outnumber the smallest by at most this ratio. None, the "
+        "component's default, checks nothing; pipeline configs default to 10.")
     image_key: str = Field(default="image", description="tfrecord only: the bytes feature.")
     label_key: str = Field(default="label", description="tfrecord only: the int64 feature.")
 

@@ -118,7 +118,14 @@ def prune(serving_dir: str, keep_versions: int, pushed_version: str) -> List[str
     removed = []
     for name in doomed:
         path = os.path.join(serving_dir, name)
-        fileio.rmtree(path)
+        deleting = path
+        if not name.startswith(TMP_PREFIX):
+            # Hidden first, in one rename: a reader finds the whole version or none of it,
+            # never one half deleted. A crash before rmtree leaves a temp dir, pruned next time.
+            deleting = os.path.join(serving_dir,
+                                    f"{TMP_PREFIX}pruned-{name}-{uuid.uuid4().hex[:8]}")
+            fileio.rename(path, deleting)
+        fileio.rmtree(deleting)
         removed.append(path)
     return removed
 
