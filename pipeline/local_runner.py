@@ -19,12 +19,16 @@ from pipeline.run_lock import hold_run_lock
 _DISK_FULL_MESSAGES = ("No space left on device", "database or disk is full",
                        "Disk quota exceeded")
 # Less free space than this under the root, and a failure is blamed on it: some failures hide
-# the cause (TFX builds module wheels in a subprocess, which only says it failed), and one
-# Beam component's TFX package build alone takes 40 MB.
+# the cause (TFX builds module wheels in a subprocess, which only says it failed), and even a
+# tiny dataset's run writes more than this.
 LOW_SPACE = 64 * 2**20
-
-
 SCRATCH_DIR = ".tmp"
+# Unless one of these Beam flags is given, TFX builds a 40 MB sdist of itself in /tmp for
+# Beam's workers, in every Beam component: 2-4 s each, and never removed. The DirectRunner's
+# workers run this interpreter's packages and ignore the flags.
+_DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file",
+                     "--worker_harness_container_image", "--sdk_container_image")
+_SKIP_TFX_SDIST = "--sdk_container_image=unused-by-the-direct-runner"
 
 
 class DiskFullError(RuntimeError):
@@ -79,6 +83,16 @@ def scratch_dir(pipeline_root: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def local_beam_args(args: list[str]) -> list[str]:
+    """The config's Beam args, plus a flag that skips TFX's sdist build on the DirectRunner."""
+    runner = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--runner=")),
+                  "DirectRunner")
+    if runner not in ("DirectRunner", "direct") or any(
+            arg.startswith(_DEPENDENCY_FLAGS) for arg in args):
+        return list(args)
+    return [*args, _SKIP_TFX_SDIST]
+
+
 def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
     """Run every component of the config's pipeline, reusing cached results where unchanged.
 
@@ -96,7 +110,8 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
             config.metadata_path)
         try:
             tfx.orchestration.LocalDagRunner().run(create_pipeline(
-                config, metadata_connection_config=metadata, enable_cache=enable_cache))
+                config, metadata_connection_config=metadata, enable_cache=enable_cache,
+                beam_pipeline_args=local_beam_args(config.beam_pipeline_args)))
         except Exception as error:
             if not disk_full(error, root):
                 raise

@@ -48,9 +48,9 @@ class Workspace:
     serving_dir: Path
     overrides: list[str] = field(default_factory=list)
 
-    def command(self, *extra: str) -> list[str]:
+    def command(self) -> list[str]:
         sets = [arg for item in self.overrides for arg in ("--set", item)]
-        return [sys.executable, "-m", "pipeline.cli", "run", "--config", CONFIG, *sets, *extra]
+        return [sys.executable, "-m", "pipeline.cli", "run", "--config", CONFIG, *sets]
 
 
 def snapshot_project(dst: Path) -> Path:
@@ -61,11 +61,10 @@ def snapshot_project(dst: Path) -> Path:
     return dst
 
 
-def make_workspace(base: Path, *, n_train: int = 300, n_test: int = 100,
-                   extra: tuple[str, ...] = ()) -> Workspace:
+def make_workspace(base: Path, extra: tuple[str, ...] = ()) -> Workspace:
     """A project snapshot, tiny data and the overrides of a fast run under `base`."""
     project = snapshot_project(base / "project")
-    data = Path(write_subset(str(base / "data"), n_train=n_train, n_test=n_test))
+    data = Path(write_subset(str(base / "data"), n_train=300, n_test=100))
     ws = Workspace(base, project, data, base / "pipeline", base / "serving")
     ws.overrides = [
         f"source.path={data}", f"target.path={data}",
@@ -77,7 +76,8 @@ def make_workspace(base: Path, *, n_train: int = 300, n_test: int = 100,
 
 
 def run_env(base: Path) -> dict[str, str]:
-    """The environment of a run: canary credentials set, temp files kept under `base`."""
+    """The environment of a run: canary credentials set; $TMPDIR under `base`, so that the
+    hygiene tests see any temp file a run leaves; no __pycache__ in the code it runs."""
     tmp = base / "tmp"
     tmp.mkdir(exist_ok=True)
     return {**os.environ, "TMPDIR": str(tmp), "AWS_ACCESS_KEY_ID": CANARY,
@@ -85,11 +85,11 @@ def run_env(base: Path) -> dict[str, str]:
 
 
 class Run:
-    """A `tfx-transfer run` process in its own process group, its stderr read line by line."""
+    """A `tfx-transfer run` process in its own process group, its output read line by line."""
 
-    def __init__(self, ws: Workspace, *extra: str, cwd: Path | None = None):
+    def __init__(self, ws: Workspace):
         self.proc = subprocess.Popen(
-            ws.command(*extra), cwd=cwd or ws.project, env=run_env(ws.base),
+            ws.command(), cwd=ws.project, env=run_env(ws.base),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)  # its own group: a kill takes its children too
         self.lines: list[str] = []
@@ -168,8 +168,8 @@ class Kill:
 
 @dataclass
 class Chain:
-    """Runs of one pipeline root: killed mid-Transform, killed mid-Trainer, killed between the
-    Evaluators and the Pusher, then run to the end; a second run refused meanwhile."""
+    """Runs of one pipeline root: killed mid-Transform, killed mid-Trainer, then run to the
+    end while a second run of the root is refused."""
 
     ws: Workspace
     kills: list[Kill]
@@ -204,18 +204,11 @@ def _kill_when_writing(run: Run, ws: Workspace, component: str) -> Kill:
     return Kill(component, _finished(run), files_under(output))
 
 
-def _kill_before_pusher(run: Run) -> Kill:
-    """SIGKILL the run as soon as the last Evaluator is done: before the Pusher ran."""
-    run.wait_for(lambda: run.saw("served_evaluator", "done"), "the evaluators")
-    run.kill()
-    return Kill("pusher", _finished(run), [])
-
-
-def _refused_run(ws: Workspace, holder: Run) -> tuple[int, str]:
+def _refused_run(holder: Run, start: Callable[[], Run]) -> tuple[int, str]:
     """Start a second run of the same root while `holder` runs; its exit code and output."""
     holder.wait_for(lambda: any(line.endswith("running ...") for line in holder.lines),
                     "the first component")
-    contender = Run(ws)
+    contender = start()
     code = contender.finish()
     assert holder.proc.poll() is None, "the first run ended before the second one tried"
     return code, contender.output()
@@ -223,8 +216,8 @@ def _refused_run(ws: Workspace, holder: Run) -> tuple[int, str]:
 
 def run_chain(base: Path) -> Chain:
     """The kill-and-rerun sequence; the evaluation margin is impossible, so nothing is blessed
-    and a push after the killed one would be a bug."""
-    ws = make_workspace(base, extra=("evaluation.margin=1.0",))
+    and any push would be a bug."""
+    ws = make_workspace(base, ("evaluation.margin=1.0",))
     before = tree_contents(ws.project, ws.data)
     runs: list[Run] = []
 
@@ -235,15 +228,13 @@ def run_chain(base: Path) -> Chain:
     try:
         kills = [_kill_when_writing(start(), ws, "target_transform"),
                  _kill_when_writing(start(), ws, "pretrain_trainer")]
-        holder = start()
-        refused_code, refused_output = _refused_run(ws, holder)
-        kills.append(_kill_before_pusher(holder))
         final = start()
+        refused_code, refused_output = _refused_run(final, start)
         final_code = final.finish()
     finally:
         for run in runs:  # a failed wait leaves its run going
             run.kill()
-    return Chain(ws, kills, refused_code, refused_output, holder.proc.pid, final_code,
+    return Chain(ws, kills, refused_code, refused_output, final.proc.pid, final_code,
                  final.output(), before)
 
 

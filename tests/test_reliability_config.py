@@ -20,9 +20,9 @@ from pipeline.config import ConfigError, PipelineConfig, load_config, parse_conf
 CONFIGS = ["configs/fashion_mnist_ab.yaml", "configs/kubeflow_example.yaml"]
 SEEDS = {name: yaml.safe_load(Path(name).read_text(encoding="utf-8")) for name in CONFIGS}
 # Examples per property; docs/reliability.md reports the totals.
-MUTATED_CONFIGS = 1500
-YAML_FILES = 300
-OVERRIDES = 600
+MUTATED_CONFIGS = 1000
+YAML_FILES = 200
+OVERRIDES = 400
 
 Key = tuple[Any, ...]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
+from pipeline.local_runner import LOW_SPACE, disk_full
 from tests.fashion_mnist import write_subset
 from tests.reliability_runs import Run, make_workspace, tree_contents
 
@@ -82,3 +83,25 @@ def test_file_as_pipeline_root_fails_naming_path_and_cause(tmp_path, capsys):
     assert code == 1
     assert f"Not a directory: '{root}/logs'" in err, err
     assert root.read_text() == "a file"
+
+
+def _raised_from(cause: BaseException) -> RuntimeError:
+    """A RuntimeError raised from `cause`, as Beam and TFX wrap errors."""
+    wrapped = RuntimeError("Failed to build wheel.")
+    wrapped.__cause__ = cause
+    return wrapped
+
+
+@pytest.mark.parametrize("cause, full", [
+    (OSError(28, "No space left on device"), True),
+    (RuntimeError("Error when executing query: database or disk is full"), True),
+    (ValueError("Disk quota exceeded"), True),
+    (ValueError("invalid literal for int()"), False),
+])
+def test_disk_full_is_found_behind_wrapped_errors(tmp_path, cause, full):
+    assert disk_full(_raised_from(cause), str(tmp_path)) == full
+
+
+def test_a_nearly_full_root_is_blamed_when_the_error_hides_the_cause(tmp_path):
+    with tmpfs(tmp_path / "small", f"size={LOW_SPACE // 2}") as root:
+        assert disk_full(RuntimeError("Failed to build wheel."), str(root))
