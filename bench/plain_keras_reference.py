@@ -31,6 +31,28 @@ QUICK_SIZES = {"a_train": 2000, "a_eval": 500, "b_eval": 200, "test": 400}
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """Optimizer, learning rates, epochs and early-stopping patience of every stage."""
+
+    optimizer: str
+    pretrain: tuple[float, int, int | None]  # (learning rate, epochs, patience)
+    frozen: tuple[float, int, int | None]
+    fine_tune: tuple[float, int, int | None]
+    scratch: tuple[float, int, int | None]
+    scratch_warmup: int = 0  # epochs before early stopping may judge the scratch model
+    reduce_lr_patience: int | None = None  # halve the rate after this many flat epochs
+
+
+RECIPES = {
+    # The pipeline's embedded default (configs/fashion_mnist_ab.yaml).
+    "default": Recipe("adam", (1e-3, 10, 3), (3e-3, 5, None), (1e-4, 30, 5), (3e-3, 35, 5), 10, 2),
+    # Géron's chapter-11 notebook: SGD 1e-3 everywhere, 20 epochs, transfer = 4 frozen + 16.
+    "book": Recipe("sgd", (1e-3, 20, None), (1e-3, 4, None), (1e-3, 16, None), (1e-3, 20, None)),
+}
+QUICK_RECIPE = Recipe("adam", (1e-3, 1, None), (3e-3, 1, None), (1e-4, 1, None), (3e-3, 1, None))
+
+
 @dataclass
 class Data:
     a_train: Arrays
@@ -105,7 +127,7 @@ def build_base(architecture: str) -> keras.Model:
         x = inputs
         for filters, pool in ((32, True), (64, True), (128, False)):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)  # as trainer/architectures.py
             x = keras.layers.ReLU()(x)
             if pool:
                 x = keras.layers.MaxPooling2D()(x)
@@ -124,14 +146,21 @@ def with_head(base: keras.Model, classes: int, base_training: bool | None) -> ke
     return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(features))
 
 
-def fit(model: keras.Model, lr: float, train: Arrays, val: Arrays, epochs: int,
-        patience: int | None) -> int:
-    """Compile with Adam and train; returns the number of epochs actually run."""
-    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", ["accuracy"])
-    stop = [keras.callbacks.EarlyStopping("val_loss", patience=patience,
-                                          restore_best_weights=True)] if patience else []
+def fit(model: keras.Model, stage: tuple[float, int, int | None], train: Arrays, val: Arrays,
+        optimizer: str = "adam", warmup: int = 0, reduce_lr: int | None = None) -> int:
+    """Compile and train for one (learning rate, epochs, patience) stage; returns the number
+    of epochs actually run."""
+    lr, epochs, patience = stage
+    make = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[optimizer]
+    model.compile(make(lr), "sparse_categorical_crossentropy", ["accuracy"])
+    callbacks = [keras.callbacks.EarlyStopping(
+        "val_loss", patience=patience, start_from_epoch=warmup,
+        restore_best_weights=True)] if patience else []
+    if reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
+                                                           patience=reduce_lr))
     history = model.fit(*train, batch_size=BATCH, epochs=epochs, validation_data=val,
-                        callbacks=stop, verbose=0)
+                        callbacks=callbacks, verbose=0)
     return len(history.history["loss"])
 
 
@@ -147,11 +176,12 @@ def timed(stage: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def pretrain(arch: str, data: Data, epochs: int) -> tuple[keras.Model, dict]:
+def pretrain(arch: str, data: Data, recipe: Recipe) -> tuple[keras.Model, dict]:
     """Model A on the 8 classes; returns its base and a result record."""
     base = build_base(arch)
     model = with_head(base, 8, None)
-    ran, seconds = timed(lambda: fit(model, 1e-3, data.a_train, data.a_eval, epochs, 3))
+    ran, seconds = timed(lambda: fit(model, recipe.pretrain, data.a_train, data.a_eval,
+                                     recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     return base, {"seconds": seconds, "epochs": ran, "eval_accuracy": accuracy(model, data.a_eval)}
 
 
@@ -162,44 +192,56 @@ def copy_base(base: keras.Model) -> keras.Model:
     return clone
 
 
+def thaw_top(base: keras.Model, unfreeze: int | None) -> None:
+    """Make the top `unfreeze` weighted layers of the base trainable (None: all of them)."""
+    base.trainable = True
+    if unfreeze is None:
+        return
+    weighted = [layer for layer in base.layers if layer.weights]
+    for layer in weighted[:len(weighted) - unfreeze]:
+        layer.trainable = False
+
+
 def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Data,
-                         epochs: tuple[int, int]) -> dict:
+                         recipe: Recipe, unfreeze: int | None = None) -> dict:
     """Frozen + fine-tune phases on a copy of base A, then the scratch baseline."""
-    frozen_epochs, tune_epochs = epochs
     base = copy_base(base_a)
     model = with_head(base, 2, False)
     base.trainable = False
-    ran_f, t_f = timed(lambda: fit(model, 3e-3, train, data.b_eval, frozen_epochs, None))
-    base.trainable = True  # fit() recompiles, which the trainable change needs
-    ran_t, t_t = timed(lambda: fit(model, 1e-4, train, data.b_eval, tune_epochs, 5))
+    ran_f, t_f = timed(lambda: fit(model, recipe.frozen, train, data.b_eval, recipe.optimizer,
+                                   reduce_lr=recipe.reduce_lr_patience))
+    thaw_top(base, unfreeze)  # fit() recompiles, which the trainable change needs
+    ran_t, t_t = timed(lambda: fit(model, recipe.fine_tune, train, data.b_eval,
+                                   recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     transfer_acc = accuracy(model, data.test)
     scratch = with_head(build_base(arch), 2, None)
-    ran_s, t_s = timed(lambda: fit(scratch, 3e-3, train, data.b_eval,
-                                   frozen_epochs + tune_epochs, 5))
+    ran_s, t_s = timed(lambda: fit(scratch, recipe.scratch, train, data.b_eval,
+                                   recipe.optimizer, recipe.scratch_warmup,
+                                   recipe.reduce_lr_patience))
     return {"transfer_accuracy": transfer_acc, "scratch_accuracy": accuracy(scratch, data.test),
             "seconds": {"frozen": t_f, "fine_tune": t_t, "scratch": t_s},
             "epochs": {"frozen": ran_f, "fine_tune": ran_t, "scratch": ran_s}}
 
 
-def frozen_uncached(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int) -> None:
+def frozen_uncached(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple) -> None:
     base = copy_base(base_a)
     model = with_head(base, 2, False)
     base.trainable = False
-    fit(model, 3e-3, train, val, epochs, None)
+    fit(model, stage, train, val)
 
 
-def frozen_cached(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int) -> None:
+def frozen_cached(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple) -> None:
     # Bottleneck caching: the frozen base is a fixed function, so run it once per image.
     features = [(base_a.predict(x, batch_size=256, verbose=0), y) for x, y in (train, val)]
     head = keras.Sequential([keras.Input(features[0][0].shape[1:]),
                              keras.layers.Dense(2, activation="softmax")])
-    fit(head, 3e-3, features[0], features[1], epochs, None)
+    fit(head, stage, features[0], features[1])
 
 
-def time_caching(base_a: keras.Model, train: Arrays, val: Arrays, epochs: int,
+def time_caching(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple,
                  repeats: int = 3) -> dict:
     """Median wall-clock of the frozen phase without / with bottleneck caching."""
-    runs = {name: [timed(lambda f=f: f(base_a, train, val, epochs))[1] for _ in range(repeats)]
+    runs = {name: [timed(lambda f=f: f(base_a, train, val, stage))[1] for _ in range(repeats)]
             for name, f in (("uncached", frozen_uncached), ("cached", frozen_cached))}
     medians = {name: statistics.median(times) for name, times in runs.items()}
     return {"seconds": runs, "median_uncached": medians["uncached"],
@@ -219,42 +261,46 @@ def summarize(per_seed: dict) -> dict:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'budget':>7} {'transfer':>17} {'scratch':>17} {'err ratio':>9} {'cache x':>8}")
-    for budget, entry in results["budgets"].items():
+    print(f"\n{'budget':>7} {'unfreeze':>8} {'transfer':>17} {'scratch':>17} {'err ratio':>9} "
+          f"{'cache x':>8}")
+    for key, entry in results["runs"].items():
         s = entry["summary"]
         ratio = f"{s['error_ratio']:.2f}" if s["error_ratio"] is not None else "inf"
-        cache = results["caching"].get(budget, {}).get("speedup")
-        print(f"{budget:>7} {s['transfer']['mean']:.4f} ± {s['transfer']['std']:.4f} "
+        cache = results["caching"].get(str(entry["budget"]), {}).get("speedup")
+        print(f"{entry['budget']:>7} {entry['unfreeze']:>8} "
+              f"{s['transfer']['mean']:.4f} ± {s['transfer']['std']:.4f} "
               f"{s['scratch']['mean']:.4f} ± {s['scratch']['std']:.4f} {ratio:>9} "
               f"{'-' if cache is None else f'{cache:.2f}':>8}")
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Pretrain once per seed, then transfer + scratch for every budget."""
+    """Pretrain once per seed, then transfer + scratch for every budget and unfreeze count."""
     tf.config.experimental.enable_op_determinism()
     data = load_data(args.quick)
-    phase_epochs = (1, 1) if args.quick else (5, 30)
-    pretrain_epochs = 1 if args.quick else args.pretrain_epochs
+    recipe = QUICK_RECIPE if args.quick else RECIPES[args.recipe]
     sizes = {k: len(v[1]) for k, v in vars(data).items() if isinstance(v, tuple)}
-    results = {"config": {**vars(args), "pretrain_epochs": pretrain_epochs, "sizes": sizes},
-               "pretrain": {}, "budgets": {str(b): {"seeds": {}} for b in args.budgets},
+    combos = [(b, u) for b in args.budgets for u in args.unfreeze]
+    results = {"config": {**vars(args), "recipe": vars(recipe), "sizes": sizes}, "pretrain": {},
+               "runs": {f"{b}/{u}": {"budget": b, "unfreeze": u, "seeds": {}} for b, u in combos},
                "caching": {}}
     for seed in args.seeds:
         keras.utils.set_random_seed(seed)
-        base_a, results["pretrain"][str(seed)] = pretrain(args.architecture, data, pretrain_epochs)
+        base_a, results["pretrain"][str(seed)] = pretrain(args.architecture, data, recipe)
         print(f"seed {seed}: pretrain {results['pretrain'][str(seed)]}", flush=True)
         pool = (data.b_pool[1], data.b_pool_index)
-        for budget in args.budgets:
+        for budget, unfreeze in combos:
             picked = stratified_sample(*pool, budget, seed)
             train = (data.b_pool[0][picked], data.b_pool[1][picked])
-            keras.utils.set_random_seed(seed)  # a budget's result must not depend on earlier ones
-            record = transfer_and_scratch(args.architecture, base_a, train, data, phase_epochs)
-            results["budgets"][str(budget)]["seeds"][str(seed)] = record
-            print(f"seed {seed} budget {budget}: {record}", flush=True)
-            if args.time_caching and seed == args.seeds[0]:
+            keras.utils.set_random_seed(seed)  # a result must not depend on earlier ones
+            record = transfer_and_scratch(args.architecture, base_a, train, data, recipe,
+                                          None if unfreeze == "all" else int(unfreeze))
+            results["runs"][f"{budget}/{unfreeze}"]["seeds"][str(seed)] = record
+            print(f"seed {seed} budget {budget} unfreeze {unfreeze}: {record}", flush=True)
+            if args.time_caching and seed == args.seeds[0] and str(budget) not in \
+                    results["caching"]:
                 results["caching"][str(budget)] = time_caching(base_a, train, data.b_eval,
-                                                               phase_epochs[0])
-    for entry in results["budgets"].values():
+                                                               recipe.frozen)
+    for entry in results["runs"].values():
         entry["summary"] = summarize(entry["seeds"])
     return results
 
@@ -265,7 +311,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--architecture", choices=("cnn", "dense"), default="cnn")
     parser.add_argument("--budget", "--budgets", dest="budgets", type=int, nargs="+",
                         default=[200], help="B training images (several: data-efficiency curve)")
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                        help="default: the pipeline's embedded config; book: Géron's SGD recipe")
+    parser.add_argument("--unfreeze", nargs="+", default=["all"],
+                        help="weighted base layers thawed for fine-tuning, from the top "
+                        "('all' or numbers; several: the how-much-to-reuse table)")
     parser.add_argument("--time-caching", action="store_true",
                         help="also time the frozen phase with/without bottleneck caching")
     parser.add_argument("--quick", action="store_true", help="tiny subsets, 1 epoch per phase")

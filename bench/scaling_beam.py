@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline.config import PipelineConfig  # noqa: E402  (after the environment is set)
 from tests import scaling_stages as stages  # noqa: E402
-from tests.fashion_mnist import write_subset  # noqa: E402
+from bench.bench_io import add_subset_args, all_classes_config  # noqa: E402
 
 MODES = {"in_memory": stages.IN_MEMORY, "processes_1": stages.multi_processing(1),
          "processes_2": stages.multi_processing(2)}
@@ -91,17 +91,13 @@ def timed_run(config: PipelineConfig, out: str, beam_args: list[str]) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=9000, help="train-* images (train + eval)")
-    parser.add_argument("--test", type=int, default=1000, help="t10k-* images (test)")
-    parser.add_argument("--repeats", type=int, default=3)
+    add_subset_args(parser, train=9000)
     parser.add_argument("--out", help="JSON results file")
     args = parser.parse_args()
 
     root = tempfile.mkdtemp(prefix="scaling_beam_")
     try:
-        data = write_subset(os.path.join(root, "data"), args.train, args.test)
-        # Every class kept, no budget: the ExampleGen writes all images, Transform all but test.
-        config = stages.target_config(data, root, stages.FASHION_NAMES, label_budget=None)
+        config = all_classes_config(root, args.train, args.test)
         runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
         before = machine()
         for repeat in range(args.repeats):

@@ -115,3 +115,35 @@ def test_runs_repeat_exactly(tmp_path):
         heads.append(weights_by_name(head))
     assert heads[0].keys() == heads[1].keys()
     assert changed(heads[0], heads[1]) == set()
+
+
+@pytest.mark.parametrize("start, least_epochs", [(0, 2), (4, 6)])
+def test_early_stopping_waits_for_the_warm_up(tmp_path, start, least_epochs):
+    """An eval loss that only worsens stops training after `patience` epochs, counted from the
+    warm-up's end: the default scratch baseline's protection against stopping on untrained
+    BatchNorm statistics."""
+    import tf_keras as keras
+
+    from trainer.options import PhaseConfig, TrainingConfig
+    from trainer.phases import compile_for, train_callbacks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    compile_for(model, "adam", 0.05)
+    phase = PhaseConfig(epochs=20, learning_rate=0.05, early_stopping_patience=1,
+                        early_stopping_start=start)
+    history = model.fit(x, y, validation_data=(x, 1 - y), epochs=20, verbose=0,
+                        callbacks=train_callbacks("p", phase, TrainingConfig(), str(tmp_path)))
+    assert len(history.history["loss"]) == least_epochs
+
+
+def test_the_default_scratch_baseline_warms_up_before_early_stopping():
+    from trainer.options import SCRATCH_WARMUP_EPOCHS, TrainingConfig
+
+    phase = TrainingConfig().scratch_phase()
+    assert phase.early_stopping_start == SCRATCH_WARMUP_EPOCHS == 10
+    short = TrainingConfig(frozen={"epochs": 1, "learning_rate": 1e-3},
+                           fine_tune={"epochs": 2, "learning_rate": 1e-4}).scratch_phase()
+    assert short.early_stopping_start == 3

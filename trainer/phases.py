@@ -57,7 +57,7 @@ def train_callbacks(name: str, phase: PhaseConfig, training: TrainingConfig,
     if phase.early_stopping_patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=phase.early_stopping_patience,
-            restore_best_weights=True))
+            restore_best_weights=True, start_from_epoch=phase.early_stopping_start))
     callbacks += [keras.callbacks.TensorBoard(log_dir=log_dir),
                   keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv"))]
     return callbacks
