@@ -31,7 +31,7 @@ from bench.plain_keras_reference import load_data, stratified_sample  # noqa: E4
 from bench.bench_io import save_json  # noqa: E402
 from trainer.architectures import base_layers, build_base  # noqa: E402
 from trainer.image_inputs import Splits  # noqa: E402
-from trainer.module import classifier  # noqa: E402
+from trainer.module import classifier, pretrained_base  # noqa: E402
 from trainer.options import ModelConfig, PhaseConfig, TrainerConfig, TrainingConfig  # noqa: E402
 from trainer.phases import frozen_phase  # noqa: E402
 
@@ -50,10 +50,13 @@ def splits(train: tuple, evaluation: tuple, batch_size: int, seed: int) -> Split
                   eval=tf.data.Dataset.from_tensor_slices(evaluation).batch(batch_size))
 
 
-def one_frozen_phase(config: TrainerConfig, shape: tuple, data: Splits) -> tuple[float, float]:
-    """Seconds of the frozen phase on a fresh random base, and the eval accuracy after it."""
+def one_frozen_phase(config: TrainerConfig, shape: tuple, data: Splits,
+                     base_model: str | None) -> tuple[float, float]:
+    """Seconds of the frozen phase on a fresh copy of the base (pretrained from `base_model`,
+    a pretrain Trainer's Model artifact, or random), and the eval accuracy after it."""
     tf.keras.utils.set_random_seed(config.seed)
-    base = build_base(config.model, shape)
+    base = (pretrained_base(config.model, shape, base_model) if base_model
+            else build_base(config.model, shape))
     model, head = classifier(base, config, reused=True)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
@@ -73,6 +76,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=5, help="the default config's frozen epochs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-model", help="a pretrain Trainer's Model artifact URI; without "
+                        "it the base is random (timings hold, accuracies are chance)")
     parser.add_argument("--out", default="bench/results/frozen_caching.json")
     return parser.parse_args()
 
@@ -94,7 +99,8 @@ def main() -> None:
                 architecture=args.architecture), training=training,
                 label_names=["Sandal", "Shirt"], seed=args.seed)
             seconds, accuracy = one_frozen_phase(config, shape,
-                                                 splits(train, evaluation, 32, args.seed))
+                                                 splits(train, evaluation, 32, args.seed),
+                                                 args.base_model)
             name = "cached" if cached else "uncached"
             results["seconds"].setdefault(name, []).append(seconds)
             results["eval_accuracy"].setdefault(name, []).append(accuracy)

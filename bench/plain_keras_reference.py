@@ -56,6 +56,7 @@ QUICK_RECIPE = Recipe("adam", (1e-3, 1, None), (3e-3, 1, None), (1e-4, 1, None),
 @dataclass
 class Data:
     a_train: Arrays
+    a_train_index: np.ndarray  # their indices in the train file: a source budget ranks these
     a_eval: Arrays
     b_pool: Arrays  # B's training split before the label budget
     b_pool_index: np.ndarray  # their indices in the train file: the budget ranks these
@@ -93,6 +94,7 @@ def load_data(quick: bool) -> Data:
     t = (yt == SANDAL) | (yt == SHIRT)
     data = Data(
         a_train=(scaled(x[a_train]), a_labels[y[a_train]]),
+        a_train_index=np.flatnonzero(a_train),
         a_eval=(scaled(x[a_eval]), a_labels[y[a_eval]]),
         b_pool=(scaled(x[is_b & ~held_out]), (y[is_b & ~held_out] == SHIRT).astype(np.int64)),
         b_pool_index=np.flatnonzero(is_b & ~held_out),
@@ -101,6 +103,7 @@ def load_data(quick: bool) -> Data:
     if quick:  # deterministic prefixes: enough to exercise every code path
         for name, n in QUICK_SIZES.items():
             setattr(data, name, tuple(a[:n] for a in getattr(data, name)))
+        data.a_train_index = data.a_train_index[:QUICK_SIZES["a_train"]]
     return data
 
 
@@ -278,6 +281,10 @@ def run(args: argparse.Namespace) -> dict:
     tf.config.experimental.enable_op_determinism()
     data = load_data(args.quick)
     recipe = QUICK_RECIPE if args.quick else RECIPES[args.recipe]
+    if args.source_budget is not None:  # the pipeline's source.label_budget
+        picked = stratified_sample(data.a_train[1], data.a_train_index, args.source_budget,
+                                   args.seeds[0])
+        data.a_train = tuple(a[picked] for a in data.a_train)
     sizes = {k: len(v[1]) for k, v in vars(data).items() if isinstance(v, tuple)}
     combos = [(b, u) for b in args.budgets for u in args.unfreeze]
     results = {"config": {**vars(args), "recipe": vars(recipe), "sizes": sizes}, "pretrain": {},
@@ -316,6 +323,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--unfreeze", nargs="+", default=["all"],
                         help="weighted base layers thawed for fine-tuning, from the top "
                         "('all' or numbers; several: the how-much-to-reuse table)")
+    parser.add_argument("--source-budget", type=int,
+                        help="task A training images (stratified sample, as source.label_budget)")
     parser.add_argument("--time-caching", action="store_true",
                         help="also time the frozen phase with/without bottleneck caching")
     parser.add_argument("--quick", action="store_true", help="tiny subsets, 1 epoch per phase")

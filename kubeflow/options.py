@@ -47,9 +47,6 @@ class KubeflowConfig(_Strict):
     image: str | None = Field(
         default=None, description="The image built from kubeflow/Dockerfile, "
         "e.g. registry.example.com/tfx-transfer:0.1.0. Needed to compile.")
-    project_root: str = Field(
-        default="/tfx-transfer", pattern=r"^/",
-        description="Where the image holds this project (transform/ and trainer/ modules).")
     pipeline_root: str | None = Field(
         default=None, description="Artifacts of runs: gs://, s3:// or a path on a volume "
         "mounted in every pod. Needed to compile.")

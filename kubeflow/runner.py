@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -50,35 +48,16 @@ def resource_spec(resources: Resources) -> oss_compat.ResourceSpec:
     return spec
 
 
-@contextlib.contextmanager
-def _module_files_from_image() -> Iterator[None]:
-    """Components made inside don't package their module files into wheels.
-
-    TFX would build transform/ and trainer/ into wheels while compiling and upload them to
-    <pipeline_root>/_wheels, which needs the local files and write access to the cluster's
-    storage. The image already holds them at project_root, so the module files point there.
-    """
-    key = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"  # read by TFX components' constructors
-    previous = os.environ.get(key)
-    os.environ[key] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[key]
-        else:
-            os.environ[key] = previous
-
-
 def build_pipeline(config: PipelineConfig, kubeflow: KubeflowConfig, *, enable_cache: bool):
     """The TFX pipeline of the config as the cluster sees it, with per-component resources."""
     from pipeline.pipeline import create_pipeline  # imports TFX: slow, so only when compiling
 
-    with _module_files_from_image():
-        pipeline = create_pipeline(
-            config.model_copy(update={"serving_dir": kubeflow.serving}),
-            project_root=kubeflow.project_root, pipeline_root=kubeflow.pipeline_root,
-            beam_pipeline_args=list(kubeflow.beam_pipeline_args), enable_cache=enable_cache)
+    # The image has the project installed: Transform and Trainer import their functions by
+    # name in every pod and Beam worker; nothing is packaged from this checkout while compiling.
+    pipeline = create_pipeline(
+        config.model_copy(update={"serving_dir": kubeflow.serving}), installed_code=True,
+        pipeline_root=kubeflow.pipeline_root,
+        beam_pipeline_args=list(kubeflow.beam_pipeline_args), enable_cache=enable_cache)
     # Resolvers and importers run no container, so they take no resources.
     containers = [node for node in pipeline.components if hasattr(node, "with_platform_config")]
     ids = [component.id for component in containers]

@@ -16,6 +16,18 @@ from pipeline.evaluation import EVAL_SPLIT, build_eval_config, build_served_eval
 from trainer.options import Role, TrainerConfig
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.module.run_fn"
+
+
+def user_code(function: str, installed: bool) -> dict[str, str]:
+    """How a component finds `function` (`package.module.name`): by import path when the
+    packages are installed where it runs (a container image), else by module file, which TFX
+    builds into a wheel for Beam's workers and hashes for its cache."""
+    if installed:
+        return {function.rsplit(".", 1)[1]: function}
+    module = function.rsplit(".", 1)[0]
+    return {"module_file": os.path.join(PROJECT_ROOT, *module.split(".")) + ".py"}
 
 
 def label_names(dataset: DatasetConfig) -> list[str]:
@@ -24,7 +36,7 @@ def label_names(dataset: DatasetConfig) -> list[str]:
 
 
 def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
-            project_root: str) -> dict[str, BaseNode]:
+            installed_code: bool) -> dict[str, BaseNode]:
     """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset."""
     example_gen = ImageExampleGen(dataset=getattr(config, dataset), label_names=labels,
                                   seed=config.seed).with_id(f"{dataset}_example_gen")
@@ -39,7 +51,7 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        module_file=os.path.join(project_root, "transform", "preprocessing.py"),
+        **user_code(PREPROCESSING_FN, installed_code),
         custom_config=config.image.model_dump(),
         # The test split is for the Evaluator only, which reads raw examples.
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
@@ -51,13 +63,13 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 
 
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
-             project_root: str, base_model: tfx.dsl.Channel | None = None
+             installed_code: bool, base_model: tfx.dsl.Channel | None = None
              ) -> tfx.components.Trainer:
     custom_config = TrainerConfig(role=role, model=config.model, training=config.training,
                                   label_names=labels, seed=config.seed)
     transform = data["transform"]
     return tfx.components.Trainer(
-        module_file=os.path.join(project_root, "trainer", "module.py"),
+        **user_code(RUN_FN, installed_code),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         base_model=base_model,
@@ -66,25 +78,29 @@ def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labe
         custom_config=custom_config.model_dump()).with_id(f"{role}_trainer")
 
 
-def create_pipeline(config: PipelineConfig, *, project_root: str = PROJECT_ROOT,
+def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
                     pipeline_root: str | None = None,
                     metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
-    """Build the pipeline of one config; orchestrator-specific settings come from the caller."""
+    """Build the pipeline of one config; orchestrator-specific settings come from the caller.
+
+    `installed_code`: the Transform and Trainer import their functions from the installed
+    packages instead of this checkout's module files (see `user_code`).
+    """
     nodes: list[BaseNode] = []
     base_model = None
     if config.pretrains:
         source_labels = label_names(config.source)
-        source = _ingest(config, "source", source_labels, project_root)
-        pretrain = _trainer(config, "pretrain", source, source_labels, project_root)
+        source = _ingest(config, "source", source_labels, installed_code)
+        pretrain = _trainer(config, "pretrain", source, source_labels, installed_code)
         base_model = pretrain.outputs["model"]
         nodes += [*source.values(), pretrain]
     target_labels = label_names(config.target)
-    target = _ingest(config, "target", target_labels, project_root)
-    transfer = _trainer(config, "transfer", target, target_labels, project_root,
+    target = _ingest(config, "target", target_labels, installed_code)
+    transfer = _trainer(config, "transfer", target, target_labels, installed_code,
                         base_model=base_model)
-    scratch = _trainer(config, "scratch", target, target_labels, project_root)
+    scratch = _trainer(config, "scratch", target, target_labels, installed_code)
 
     evaluator = tfx.components.Evaluator(
         examples=target["example_gen"].outputs["examples"],

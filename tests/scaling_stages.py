@@ -28,7 +28,7 @@ from tfx.utils import io_utils, proto_utils
 from components.image_example_gen import Executor as ExampleGenExecutor
 from kubeflow.runner import build_pipeline
 from pipeline.config import PipelineConfig, parse_config
-from pipeline.pipeline import PROJECT_ROOT, create_pipeline
+from pipeline.pipeline import create_pipeline
 from transform.features import IMAGE_KEY, LABEL_KEY, LABEL_NAME_KEY
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]
@@ -72,9 +72,8 @@ def target_config(data_dir: str, root: str, classes: list[str],
         "serving_dir": os.path.join(root, "serving"),
         "image": {"height": 28, "width": 28, "channels": 1},
         "source": dataset, "target": dataset,
-        # Only read by kubeflow_nodes: the image's project root is this checkout here.
-        "kubeflow": {"image": "unused", "project_root": PROJECT_ROOT,
-                     "pipeline_root": os.path.join(root, "kubeflow")}})
+        # Only read by kubeflow_nodes, which import the installed packages as the image does.
+        "kubeflow": {"image": "unused", "pipeline_root": os.path.join(root, "kubeflow")}})
 
 
 def _by_id(nodes: list[BaseNode]) -> dict[str, BaseNode]:

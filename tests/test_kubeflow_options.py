@@ -49,7 +49,6 @@ def test_serving_dir_defaults_under_the_pipeline_root():
     ("kubeflow.beam_pipeline_args=[--s3_secret_access_key=abc]", "credentials"),
     ("kubeflow.trainers.accelerator.type='nvidia gpu'", "pattern"),
     ("kubeflow.trainers.accelerator.count=0", "greater than or equal to 1"),
-    ("kubeflow.project_root=tfx-transfer", "pattern"),
     ("kubeflow.nodes=3", "unknown key"),
 ])
 def test_bad_kubeflow_settings_name_the_key(override, message):
