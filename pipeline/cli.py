@@ -37,7 +37,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     log_path = os.path.join(config.pipeline_root, "logs",
-                            time.strftime("run-%Y%m%d-%H%M%S.log"))
+                            f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     print(f"Running pipeline {config.name!r} locally (root {config.pipeline_root})",
           file=sys.stderr)
     if not args.verbose:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -83,6 +84,18 @@ def scratch_dir(pipeline_root: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def argv_for_tfx() -> Iterator[None]:
+    """Hide the command line from TFX while it runs: every Beam executor re-parses sys.argv as
+    absl flags, where the CLI's own `-v run` would read as `--verbosity=run` and fail."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def local_beam_args(args: list[str]) -> list[str]:
     """The config's Beam args, plus a flag that skips TFX's sdist build on the DirectRunner."""
     runner = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--runner=")),
@@ -105,7 +118,7 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
         raise ConfigError(f"pipeline_root: {root} is remote; a local run keeps its ML "
                           "Metadata and run lock there, so it must be a local path")
     # Locked before the pipeline is built: building writes the module wheels under the root.
-    with hold_run_lock(root), scratch_dir(root):
+    with hold_run_lock(root), scratch_dir(root), argv_for_tfx():
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path)
         try:

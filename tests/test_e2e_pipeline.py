@@ -74,8 +74,11 @@ def test_run_trains_evaluates_and_pushes(run_dir):
 def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
     root, sets = run_dir
     versions = sorted(os.listdir(root / "serving"))
-    result = _tfx_transfer("run", "--config", CONFIG, *sets, "--set", "evaluation.margin=0.6")
+    # -v: TFX's Beam executors re-parse the command line as absl flags (-v is absl's too).
+    result = _tfx_transfer("-v", "run", "--config", CONFIG, *sets,
+                           "--set", "evaluation.margin=0.6")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Component evaluator is finished" in result.stderr  # TFX's log, shown with -v
     report = _report(root)
     states = report["component_states"]
     assert all(state == "cached" for node, state in states.items()
