@@ -11,6 +11,7 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -119,12 +120,34 @@ def test_real_images_whole_or_corrupted_decode_or_are_rejected(data):
 @settings(max_examples=50, deadline=None)
 @given(st.integers(2**15, 2**31 - 1), st.integers(2**15, 2**31 - 1))
 def test_headers_claiming_huge_images_are_rejected_without_decoding(width, height):
-    """A few bytes claiming over 2^30 pixels: an error before any allocation. (A valid PNG
-    just under the decoder's limit is decoded in full; see docs/reliability.md.)"""
+    """A few bytes claiming over 2^30 pixels: rejected by the pixel cap, before decoding."""
     data = png_claiming(width, height)
     for index in range(len(CONFIGS)):
-        try:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="image.max_pixels"):
             decoder(index)(tf.constant(data))
-        except tf.errors.InvalidArgumentError:
-            continue
-        raise AssertionError(f"a {width}x{height} PNG with no pixel data decoded")
+
+
+def encoded(image_format: str, width: int, height: int, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("image_format, mode", [("PNG", "L"), ("JPEG", "RGB"), ("GIF", "P"),
+                                                ("BMP", "RGB")])
+def test_pixel_cap_reads_every_format_header(image_format, mode):
+    config = ImageConfig(height=8, width=8, max_pixels=30 * 30).model_dump()
+    decode = tf.function(lambda image: decode_and_resize(image, config),
+                         input_signature=[tf.TensorSpec([], tf.string)])
+    assert decode(tf.constant(encoded(image_format, 30, 30, mode))).shape == (8, 8, 1)
+    assert decode(tf.constant(encoded(image_format, 45, 20, mode))).shape == (8, 8, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image.max_pixels=900\b"):
+        decode(tf.constant(encoded(image_format, 30, 31, mode)))
+
+
+def test_a_valid_decompression_bomb_is_refused_under_the_default_cap():
+    """8000 x 8000 black pixels compress to 62 kB of PNG; decoding them would take GBs."""
+    bomb = encoded("PNG", 8000, 8000)
+    assert len(bomb) < 100_000 and ImageConfig(height=8, width=8).max_pixels < 8000 * 8000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image.max_pixels"):
+        decoder(0)(tf.constant(bomb))

@@ -238,3 +238,10 @@ def test_garbage_gets_an_error_and_the_model_keeps_serving(pushed_model, garbage
     with pytest.raises((tf.errors.InvalidArgumentError, UnicodeDecodeError)):
         examples(examples=tf.constant([garbage]))
     assert raw(image_bytes=tf.constant([valid]))["probabilities"].shape == (1, 2)
+
+
+def test_the_served_model_refuses_a_decompression_bomb_before_decoding(pushed_model):
+    buffer = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(buffer, "PNG")  # 62 kB for 64 M pixels
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image.max_pixels"):
+        _served(pushed_model)(image_bytes=tf.constant([buffer.getvalue()]))
