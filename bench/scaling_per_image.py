@@ -32,9 +32,10 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 
 from components.image_example_gen.records import image_problem, make_example  # noqa: E402
 from transform.features import IMAGE_KEY, LABEL_KEY  # noqa: E402
+from transform.options import ImageConfig  # noqa: E402
 from transform.preprocessing import preprocessing_fn  # noqa: E402
 
-IMAGE_CONFIG = {"height": 224, "width": 224, "channels": 3, "scale": "symmetric"}
+IMAGE_CONFIG = ImageConfig(height=224, width=224, channels=3, scale="symmetric").model_dump()
 BATCH = 32
 
 

@@ -41,6 +41,44 @@ class TrainerResources(Resources):
     accelerator: Accelerator | None = Accelerator()
 
 
+class MultiWorkerTraining(_Strict):
+    """Trainers that run as Vertex AI CustomJobs of several replicas, one chief and workers,
+    training together with MultiWorkerMirroredStrategy (Vertex sets each one's TF_CONFIG)."""
+
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+                         description="Google Cloud project the CustomJobs run in.")
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", description="e.g. europe-west4")
+    replicas: int = Field(ge=2, le=256, description="Replicas per Trainer, the chief included.")
+    machine_type: str = Field(default="n1-standard-8", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    accelerator: Accelerator | None = Field(
+        default=Accelerator(type="NVIDIA_TESLA_T4"),
+        description="Per replica, in Vertex's names; null trains on CPU.")
+    trainers: list[str] = Field(
+        default=["pretrain_trainer"], min_length=1,
+        description="Which Trainers: the source's pretraining is the one big enough to need it.")
+
+    @field_validator("trainers")
+    @classmethod
+    def _known_trainers(cls, trainers: list[str]) -> list[str]:
+        unknown = sorted(set(trainers) - set(TRAINER_IDS))
+        if unknown:
+            raise ValueError(f"{unknown}: not Trainers; they are {list(TRAINER_IDS)}")
+        return trainers
+
+    def worker_pool_specs(self, image: str) -> list[dict]:
+        """Vertex CustomJob worker pools: the chief alone, then the other workers."""
+        machine: dict = {"machine_type": self.machine_type}
+        if self.accelerator is not None:
+            machine |= {"accelerator_type": self.accelerator.type,
+                        "accelerator_count": self.accelerator.count}
+        pool = {"machine_spec": machine, "container_spec": {"image_uri": image}}
+        return [{**pool, "replica_count": 1}, {**pool, "replica_count": self.replicas - 1}]
+
+
+# What a Trainer pod that only launches and watches a CustomJob needs.
+_JOB_LAUNCHER = Resources(cpu=1, memory_gb=2)
+
+
 class KubeflowConfig(_Strict):
     """Kubeflow-only settings; the rest of the config describes the run itself, as locally."""
 
@@ -62,6 +100,9 @@ class KubeflowConfig(_Strict):
     components: dict[str, Resources] = Field(
         default_factory=dict, description="Limits by component id, e.g. source_transform; "
         "an entry for a Trainer replaces `trainers` for it.")
+    multi_worker: MultiWorkerTraining | None = Field(
+        default=None, description="Train some Trainers on several Vertex AI replicas; null: "
+        "each Trainer trains in its own pod (on its GPUs, with MirroredStrategy).")
 
     @field_validator("pipeline_root", "serving_dir")
     @classmethod
@@ -95,4 +136,6 @@ class KubeflowConfig(_Strict):
         """The limits a component gets: its own entry, else `trainers` for a Trainer."""
         if component_id in self.components:
             return self.components[component_id]
+        if self.multi_worker is not None and component_id in self.multi_worker.trainers:
+            return _JOB_LAUNCHER  # the replicas' machines come from `multi_worker`
         return self.trainers if component_id in TRAINER_IDS else None

@@ -6,7 +6,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from google.protobuf import json_format
@@ -48,6 +50,29 @@ def resource_spec(resources: Resources) -> oss_compat.ResourceSpec:
     return spec
 
 
+def multi_worker_trainers(kubeflow: KubeflowConfig) -> dict[str, Callable[..., Any]]:
+    """By Trainer id, TFX's Vertex AI Trainer for those `kubeflow.multi_worker` names: its pod
+    launches a CustomJob of one chief and N-1 workers, each running TFX's Trainer executor on
+    the image; Vertex gives each its TF_CONFIG, and run_fn trains with
+    MultiWorkerMirroredStrategy."""
+    settings = kubeflow.multi_worker
+    if settings is None:
+        return {}
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer
+
+    vertex = {constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: settings.region,
+              executor.TRAINING_ARGS_KEY: {
+                  "project": settings.project,
+                  "job_spec": {"worker_pool_specs": settings.worker_pool_specs(kubeflow.image)}}}
+
+    def vertex_trainer(custom_config: dict[str, Any], **kwargs: Any) -> Trainer:
+        return Trainer(custom_config={**custom_config, **vertex}, **kwargs)
+
+    return {trainer_id: vertex_trainer for trainer_id in settings.trainers}
+
+
 def build_pipeline(config: PipelineConfig, kubeflow: KubeflowConfig, *, enable_cache: bool):
     """The TFX pipeline of the config as the cluster sees it, with per-component resources."""
     from pipeline.pipeline import create_pipeline  # imports TFX: slow, so only when compiling
@@ -56,7 +81,7 @@ def build_pipeline(config: PipelineConfig, kubeflow: KubeflowConfig, *, enable_c
     # name in every pod and Beam worker; nothing is packaged from this checkout while compiling.
     pipeline = create_pipeline(
         config.model_copy(update={"serving_dir": kubeflow.serving}), installed_code=True,
-        pipeline_root=kubeflow.pipeline_root,
+        trainer_components=multi_worker_trainers(kubeflow), pipeline_root=kubeflow.pipeline_root,
         beam_pipeline_args=list(kubeflow.beam_pipeline_args), enable_cache=enable_cache)
     # Resolvers and importers run no container, so they take no resources.
     containers = [node for node in pipeline.components if hasattr(node, "with_platform_config")]

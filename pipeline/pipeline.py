@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
@@ -16,6 +17,8 @@ from pipeline.evaluation import EVAL_SPLIT, build_eval_config, build_served_eval
 from trainer.options import Role, TrainerConfig
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Makes a Trainer component from tfx.components.Trainer's arguments (e.g. a Vertex AI one).
+TrainerComponent = Callable[..., tfx.components.Trainer]
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.module.run_fn"
 
@@ -63,12 +66,12 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 
 
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
-             installed_code: bool, base_model: tfx.dsl.Channel | None = None
-             ) -> tfx.components.Trainer:
+             installed_code: bool, make: TrainerComponent,
+             base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
     custom_config = TrainerConfig(role=role, model=config.model, training=config.training,
                                   label_names=labels, seed=config.seed)
     transform = data["transform"]
-    return tfx.components.Trainer(
+    return make(
         **user_code(RUN_FN, installed_code),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -79,6 +82,7 @@ def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labe
 
 
 def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
+                    trainer_components: Mapping[str, TrainerComponent] | None = None,
                     pipeline_root: str | None = None,
                     metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
@@ -87,20 +91,25 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
 
     `installed_code`: the Transform and Trainer import their functions from the installed
     packages instead of this checkout's module files (see `user_code`).
+    `trainer_components`: by Trainer id, what makes that Trainer instead of TFX's own.
     """
+    def trainer(role: Role, data: dict[str, BaseNode], labels: list[str],
+                base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
+        make = (trainer_components or {}).get(f"{role}_trainer", tfx.components.Trainer)
+        return _trainer(config, role, data, labels, installed_code, make, base_model)
+
     nodes: list[BaseNode] = []
     base_model = None
     if config.pretrains:
         source_labels = label_names(config.source)
         source = _ingest(config, "source", source_labels, installed_code)
-        pretrain = _trainer(config, "pretrain", source, source_labels, installed_code)
+        pretrain = trainer("pretrain", source, source_labels)
         base_model = pretrain.outputs["model"]
         nodes += [*source.values(), pretrain]
     target_labels = label_names(config.target)
     target = _ingest(config, "target", target_labels, installed_code)
-    transfer = _trainer(config, "transfer", target, target_labels, installed_code,
-                        base_model=base_model)
-    scratch = _trainer(config, "scratch", target, target_labels, installed_code)
+    transfer = trainer("transfer", target, target_labels, base_model)
+    scratch = trainer("scratch", target, target_labels)
 
     evaluator = tfx.components.Evaluator(
         examples=target["example_gen"].outputs["examples"],

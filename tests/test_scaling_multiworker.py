@@ -1,8 +1,10 @@
 """MultiWorkerMirroredStrategy for real: two Trainer processes on 127.0.0.1 with a TF_CONFIG each.
 
 Both run the real TFX Trainer executor on trainer/module.py (transfer role, a few steps)
-with the same output artifacts, as every replica of a multi-worker training job gets them.
-They must end with identical weights; only the chief may write the serving model.
+with the same output artifacts, as every replica of a multi-worker training job gets them,
+and as a Vertex AI CustomJob (kubeflow.multi_worker) starts them: a chief and a worker in
+TF_CONFIG, TFX's ai_platform_* keys in the custom_config. They must end with identical
+weights; only the chief may write the serving model.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ _WORKER_SCRIPT = textwrap.dedent("""
     outputs = {"model": [artifact(standard_artifacts.Model, os.path.join(job["out"], "model"))],
                "model_run": [artifact(standard_artifacts.ModelRun,
                                       os.path.join(job["out"], "model_run"))]}
-    config = TrainerConfig.model_validate(job["config"])
-    executor.GenericExecutor().Do(inputs, outputs, exec_properties(config))
+    properties = exec_properties(TrainerConfig.model_validate(job["config"]))
+    properties["custom_config"] = json.dumps({**json.loads(properties["custom_config"]),
+                                              **job["vertex_keys"]})
+    executor.GenericExecutor().Do(inputs, outputs, properties)
 """)
 
 
@@ -72,10 +76,17 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+# What TFX's Vertex AI Trainer adds to the custom_config that every replica receives.
+VERTEX_KEYS = {"ai_platform_enable_vertex": True, "ai_platform_vertex_region": "europe-west4",
+               "ai_platform_training_args": {"project": "my-project", "job_spec": {}}}
+
+
 def tf_config(ports: list[int], index: int) -> str:
-    """TF_CONFIG of worker `index` in a cluster of workers only: worker 0 acts as chief."""
-    workers = [f"127.0.0.1:{port}" for port in ports]
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+    """TF_CONFIG of process `index` as Vertex AI writes it: 0 is the chief (worker pool 0),
+    the others are workers 0, 1, ... (worker pool 1)."""
+    hosts = [f"127.0.0.1:{port}" for port in ports]
+    task = {"type": "chief", "index": 0} if index == 0 else {"type": "worker", "index": index - 1}
+    return json.dumps({"cluster": {"chief": hosts[:1], "worker": hosts[1:]}, "task": task})
 
 
 def start_workers(job: dict, root: Path, count: int) -> list[subprocess.Popen]:
@@ -139,7 +150,7 @@ def two_workers(tmp_path_factory) -> Path:
                                fine_tune={"epochs": 1, "learning_rate": 1e-3, "unfreeze": 4})
     job = {"examples": task.examples.uri, "transform_graph": task.transform_graph.uri,
            "base_model": untrained_base_model(task, root / "pretrain"),
-           "out": str(root / "out"), "config": config.model_dump()}
+           "out": str(root / "out"), "config": config.model_dump(), "vertex_keys": VERTEX_KEYS}
     codes = wait_all(start_workers(job, root, 2), TIMEOUT_SECONDS)
     logs = "\n".join((root / f"worker-{i}.log").read_text()[-3000:] for i in range(2))
     assert codes == [0, 0], logs

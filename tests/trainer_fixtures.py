@@ -32,11 +32,12 @@ from tfx.utils import json_utils, proto_utils
 from tests.conftest import FASHION_MNIST_DIR
 from trainer.options import TrainerConfig
 from transform.features import IMAGE_KEY, LABEL_KEY, LABEL_NAME_KEY
+from transform.options import ImageConfig
 from transform.preprocessing import preprocessing_fn
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE_FILE = os.path.join(PROJECT_ROOT, "trainer", "module.py")
-IMAGE_CONFIG = {"height": 28, "width": 28, "channels": 1, "scale": "unit"}
+IMAGE_CONFIG = ImageConfig(height=28, width=28, channels=1, scale="unit").model_dump()
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"]
 TASK_A = [0, 1, 2, 3, 4, 7, 8, 9]  # Géron's task A: all but sandal and shirt.

@@ -95,9 +95,16 @@ def scratch(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape:
 _ROLES = {"pretrain": pretrain, "transfer": transfer, "scratch": scratch}
 
 
+def trainer_config(custom_config: dict) -> TrainerConfig:
+    """The Trainer's custom_config; TFX's Vertex AI Trainer hands every replica its own keys
+    (ai_platform_*) beside ours."""
+    return TrainerConfig.model_validate({key: value for key, value in custom_config.items()
+                                         if not key.startswith("ai_platform_")})
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point; fn_args.custom_config is a TrainerConfig dump."""
-    config = TrainerConfig.model_validate(fn_args.custom_config)
+    config = trainer_config(fn_args.custom_config)
     strategy = choose_strategy()  # First: a multi-worker strategy must precede other TF calls.
     make_deterministic(config.seed)
     use_mixed_precision(config.training.mixed_precision)
