@@ -16,6 +16,10 @@ from absl import logging
 
 from trainer.image_inputs import Splits
 
+# Batch size where nothing is learned (extracting features, scoring the cached eval split): it
+# changes no result, and large batches run faster than the training batch, on GPU most of all.
+INFERENCE_BATCH = 256
+
 
 @dataclass(frozen=True)
 class CachedSplit:
@@ -30,9 +34,9 @@ class CachedSplit:
 
 
 def extract_features(base: keras.Model, dataset: tf.data.Dataset) -> CachedSplit:
-    """One pass of `dataset` through the base in inference mode."""
+    """One pass of `dataset` through the base in inference mode, in large batches."""
     features, labels = [], []
-    for images, batch_labels in dataset:
+    for images, batch_labels in dataset.unbatch().batch(INFERENCE_BATCH).prefetch(2):
         features.append(base.predict_on_batch(images))
         labels.append(batch_labels.numpy())
     return CachedSplit(np.concatenate(features), np.concatenate(labels))
@@ -54,4 +58,4 @@ def cache_splits(base: keras.Model, splits: Splits, batch_size: int, seed: int) 
                  len(train.labels), len(eval_.labels), train.features.shape[1:],
                  train.nbytes + eval_.nbytes)
     return Splits(train=batches(train, batch_size, shuffle=True, seed=seed),
-                  eval=batches(eval_, batch_size, shuffle=False, seed=seed))
+                  eval=batches(eval_, INFERENCE_BATCH, shuffle=False, seed=seed))
