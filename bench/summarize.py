@@ -2,16 +2,20 @@
 
     .venv/bin/python bench/summarize.py --results bench/results --plot docs/learning_curve.png
 
-Prints one section per results file found; docs/benchmarks.md quotes them.
+Prints one section per results file found (docs/benchmarks.md quotes them), then the
+overhead-and-memory table over the source sizes of the pipeline_vs_plain_cnn* files.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
+
+TRAINERS = ("pretrain_trainer", "transfer_trainer", "scratch_trainer")
 
 
 def pct(mean_std: dict) -> str:
@@ -22,41 +26,85 @@ def ratio(value: float | None) -> str:
     return "∞ (no transfer error)" if value is None else f"{value:.1f}"
 
 
+def gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f} GB"
+
+
 def pipeline_vs_plain(results: dict) -> str:
     """Per-seed rows and the summary of bench/pipeline_vs_plain.py."""
-    rows = ["| seed | pipeline transfer | pipeline scratch | error ratio | plain transfer | "
-            "plain scratch | pipeline s | plain s | load |",
+    rows = ["| seed | pipeline transfer % | pipeline scratch % | error ratio | plain transfer % | "
+            "plain scratch % | pipeline s (components / process) | plain s | load |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for seed, entry in results["seeds"].items():
+    s = results["summary"]
+    for (seed, entry), err in zip(results["seeds"].items(), s["pipeline"]["error_ratios"]):
         p, q = entry["pipeline"], entry["plain"]
-        transfer_error = 1 - p["transfer_accuracy"]
-        err = (1 - p["scratch_accuracy"]) / transfer_error if transfer_error > 0 else None
         rows.append(f"| {seed} | {100 * p['transfer_accuracy']:.2f} | "
                     f"{100 * p['scratch_accuracy']:.2f} | {ratio(err)} | "
                     f"{100 * q['transfer_accuracy']:.2f} | {100 * q['scratch_accuracy']:.2f} | "
-                    f"{p['seconds']:.0f} | {q['seconds']:.0f} | "
-                    f"{entry.get('load_average_1min', float('nan')):.1f} |")
-    s = results["summary"]
+                    f"{p['seconds']:.0f} / {p['process_seconds']:.0f} | {q['seconds']:.0f} | "
+                    f"{entry['load_average_1min']:.1f} |")
     rows += ["", f"- pipeline: transfer {pct(s['pipeline']['transfer'])} %, scratch "
-             f"{pct(s['pipeline']['scratch'])} %",
+             f"{pct(s['pipeline']['scratch'])} %; blessed on "
+             f"{sum(e['pipeline']['blessed'] for e in results['seeds'].values())} of "
+             f"{len(results['seeds'])} seeds",
              f"- plain Keras: transfer {pct(s['plain']['transfer'])} %, scratch "
              f"{pct(s['plain']['scratch'])} %",
-             f"- wall-clock pipeline / plain: median {s['median_time_ratio']:.2f} "
-             f"(per seed {', '.join(f'{r:.2f}' for r in s['time_ratios'])})",
-             "- pipeline median seconds per component: " + ", ".join(
-                 f"{name} {sec:.0f}" for name, sec in sorted(
-                     s["median_component_seconds"].items(), key=lambda kv: -kv[1]) if sec >= 1)]
+             f"- wall-clock pipeline / plain: median {s['median_time_ratio']:.2f} over the "
+             f"components ({', '.join(f'{r:.2f}' for r in s['time_ratios'])}), "
+             f"{s['median_process_time_ratio']:.2f} over the whole process "
+             f"({', '.join(f'{r:.2f}' for r in s['process_time_ratios'])})",
+             f"- peak RSS: pipeline {gb(s['pipeline']['max_peak_rss_bytes'])}, plain "
+             f"{gb(s['plain']['max_peak_rss_bytes'])}"]
     return "\n".join(rows)
 
 
+def component_table(results: dict) -> str:
+    """Median seconds per component and their share of the pipeline's time."""
+    seconds = results["summary"]["median_component_seconds"]
+    total = sum(seconds.values())
+    rows = ["| component | median s | share |", "|---|---|---|"]
+    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        if value >= 0.5:
+            rows.append(f"| {name} | {value:.1f} | {100 * value / total:.0f} % |")
+    return "\n".join(rows)
+
+
+def overhead_row(results: dict) -> str:
+    """One source size: times, the non-training share and peak memory (medians over seeds)."""
+    seeds = list(results["seeds"].values())
+    images = seeds[0]["plain"]["source_train_images"]
+    s = results["summary"]
+    overhead = statistics.median(
+        sum(v for k, v in e["pipeline"]["component_seconds"].items() if k not in TRAINERS)
+        for e in seeds)
+    training = statistics.median(
+        sum(e["pipeline"]["component_seconds"][k] for k in TRAINERS) for e in seeds)
+    return (f"| {images:,} | {len(seeds)} | {s['pipeline']['median_seconds']:.0f} | "
+            f"{s['plain']['median_seconds']:.0f} | {s['median_time_ratio']:.2f} | "
+            f"{s['median_process_time_ratio']:.2f} | {training:.0f} | {overhead:.0f} "
+            f"({100 * overhead / (overhead + training):.0f} %) | "
+            f"{gb(s['pipeline']['max_peak_rss_bytes'])} | "
+            f"{gb(s['plain']['max_peak_rss_bytes'])} |")
+
+
+def overhead_table(files: list[dict]) -> str:
+    rows = ["| task A train images | seeds | pipeline s | plain s | ratio | ratio (process) | "
+            "pipeline Trainers s | other components s (share) | pipeline peak RSS | "
+            "plain peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    files = sorted(files, key=lambda r: next(iter(r["seeds"].values()))["plain"][
+        "source_train_images"])
+    return "\n".join(rows + [overhead_row(results) for results in files])
+
+
 def plain_runs(results: dict) -> str:
-    """Rows per (budget, unfreeze) of bench/plain_keras_reference.py."""
-    rows = ["| labels | unfreeze | transfer % | scratch % | error ratio (of means) |",
+    """Rows per (budget, unfreeze) of bench/plain_keras_reference.py, with per-seed wins."""
+    rows = ["| labels | fine-tuned layers | transfer % | scratch % | transfer wins |",
             "|---|---|---|---|---|"]
     for entry in results["runs"].values():
-        s = entry["summary"]
+        s, seeds = entry["summary"], entry["seeds"].values()
+        wins = sum(r["transfer_accuracy"] > r["scratch_accuracy"] for r in seeds)
         rows.append(f"| {entry['budget']} | {entry['unfreeze']} | {pct(s['transfer'])} | "
-                    f"{pct(s['scratch'])} | {ratio(s['error_ratio'])} |")
+                    f"{pct(s['scratch'])} | {wins} of {len(seeds)} |")
     return "\n".join(rows)
 
 
@@ -81,6 +129,57 @@ def curve_table(points: dict[int, dict[str, list[float]]]) -> str:
                     f"{np.std(point['transfer']):.2f} | {np.mean(point['scratch']):.2f} ± "
                     f"{np.std(point['scratch']):.2f} | {len(point['transfer'])} | {wins} |")
     return "\n".join(rows)
+
+
+def frozen_caching(results: dict) -> str:
+    m, acc = results["median_seconds"], results["eval_accuracy"]
+    c = results["config"]
+    return (f"{c['architecture']} at {c['size']}×{c['size']}×{c['channels']}, "
+            f"{c['epochs']} frozen epochs, {results['train_images']} train + "
+            f"{results['eval_images']} eval images: uncached {m['uncached']:.1f} s, cached "
+            f"{m['cached']:.1f} s (medians of {c['repeats']}), **{results['speedup']:.1f}×**; "
+            f"eval accuracy uncached {acc['uncached']}, cached {acc['cached']}; load "
+            f"{results['load_average_1min']:.1f}")
+
+
+def transform_throughput(results: dict) -> str:
+    rate = results["images_per_s"]
+    return (f"{results['images']:,} images, median of {results['repeats']}: Transform "
+            f"component {rate['transform_component']:.0f} images/s, plain tf.data "
+            f"{rate['plain_tf_data']:.0f} images/s; time ratio Transform / plain "
+            f"**{results['ratio_transform_to_plain']:.2f}**; load "
+            f"{results['load_average_1min']:.1f}")
+
+
+def serving_latency(results: dict) -> str:
+    rows = ["| path | p50 ms (batch 1) | p99 ms (batch 1) | images/s at 32 | images/s at 256 |",
+            "|---|---|---|---|---|"]
+    for name in ("serving_raw", "keras_on_decoded_tensors"):
+        e = results[name]
+        rows.append(f"| {name} | {e['batch_1']['p50_ms']:.2f} | {e['batch_1']['p99_ms']:.2f} | "
+                    f"{e['batch_32_images_per_s']:.0f} | {e['batch_256_images_per_s']:.0f} |")
+    return "\n".join(rows + ["", f"p50 ratio raw bytes / decoded tensors: "
+                                 f"{results['p50_ratio_raw_to_reference']:.2f}; load "
+                                 f"{results['load_average_1min']:.1f}"])
+
+
+def section(name: str, results: dict) -> str | None:
+    """The markdown of one results file, by what the file holds."""
+    if "skipped" in results:
+        return None
+    if name.startswith("pipeline_vs_plain"):
+        text = f"{pipeline_vs_plain(results)}\n\n{component_table(results)}"
+        points = curve(results)
+        return text + (f"\n\n{curve_table(points)}" if len(points) > 1 else "")
+    if "runs" in results:
+        return plain_runs(results)
+    if name.startswith("frozen_caching"):
+        return frozen_caching(results)
+    if name.startswith("transform_throughput"):
+        return transform_throughput(results)
+    if name.startswith("serving_latency"):
+        return serving_latency(results)
+    return f"```json\n{json.dumps(results, indent=1)[:2000]}\n```"
 
 
 def plot_curve(points: dict[int, dict[str, list[float]]], path: str) -> None:
@@ -114,17 +213,17 @@ def main() -> None:
                         help="the pipeline_vs_plain.py results (with budgets) under --results")
     parser.add_argument("--plot", help="write the learning-curve PNG here")
     args = parser.parse_args()
-    for path in sorted(Path(args.results).glob("*.json")):
-        results = json.loads(path.read_text())
-        if "seeds" in results and "summary" in results:
-            print(f"\n## {path.name}\n\n{pipeline_vs_plain(results)}\n\n"
-                  f"{curve_table(curve(results))}")
-        elif "runs" in results:
-            print(f"\n## {path.name}\n\n{plain_runs(results)}")
-        else:
-            print(f"\n## {path.name}\n\n```json\n{json.dumps(results, indent=1)[:3000]}\n```")
+    loaded = {path.stem: json.loads(path.read_text())
+              for path in sorted(Path(args.results).glob("*.json"))}
+    for name, results in loaded.items():
+        text = section(name, results)
+        if text is not None:
+            print(f"\n## {name}\n\n{text}")
+    sizes = [r for n, r in loaded.items() if n.startswith("pipeline_vs_plain_cnn")]
+    if sizes:
+        print(f"\n## overhead and memory by source size\n\n{overhead_table(sizes)}")
     if args.plot:
-        plot_curve(curve(json.loads((Path(args.results) / args.curve).read_text())), args.plot)
+        plot_curve(curve(loaded[Path(args.curve).stem]), args.plot)
         print(f"\nwrote {args.plot}")
 
 
