@@ -19,6 +19,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+from pipeline.beam_workers import resolve_worker_count
+
 
 def _title(type_schema: pb.ArtifactTypeSchema) -> str:
     kind = type_schema.WhichOneof("kind")
@@ -51,12 +53,13 @@ def restore_input_types(invocation_json: str, inputs_spec_json: str | None) -> s
 
 
 def parse_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """TFX's own flags and Beam args, with the executor input's types restored."""
+    """TFX's own flags and Beam args, with the executor input's types restored and Beam's
+    worker count `0` resolved against this pod's CPU limit."""
     # TFX's own parser (private, pinned with TFX 1.16), so flags mean exactly what they did.
     args, beam_args = kubeflow_v2_run_executor._parse_flags(argv)  # pylint: disable=W0212
     args.json_serialized_invocation_args = restore_input_types(
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args)
-    return args, beam_args
+    return args, resolve_worker_count(beam_args)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,9 @@ class KubeflowConfig(_Strict):
         default=None, description="Where blessed models are pushed; <pipeline_root>/serving "
         "if unset.")
     beam_pipeline_args: list[str] = Field(
-        # direct_num_workers=0 would start one worker per core of the *node*, not of the pod.
+        # 0: one worker per CPU of the pod's limit, resolved in the pod (kubeflow/entrypoint.py).
         default_factory=lambda: ["--direct_running_mode=multi_processing",
-                                 "--direct_num_workers=2"])
+                                 "--direct_num_workers=0"])
     trainers: TrainerResources = Field(
         default=TrainerResources(), description="Limits of the three Trainers (GPU nodes).")
     components: dict[str, Resources] = Field(

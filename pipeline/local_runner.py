@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from tfx import v1 as tfx
 
+from pipeline.beam_workers import resolve_worker_count
 from pipeline.config import REMOTE_PREFIXES, ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.run_lock import hold_run_lock
@@ -97,7 +98,9 @@ def argv_for_tfx() -> Iterator[None]:
 
 
 def local_beam_args(args: list[str]) -> list[str]:
-    """The config's Beam args, plus a flag that skips TFX's sdist build on the DirectRunner."""
+    """The config's Beam args, with the worker count resolved and, on the DirectRunner, a flag
+    that skips TFX's sdist build."""
+    args = resolve_worker_count(args)
     runner = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--runner=")),
                   "DirectRunner")
     if runner not in ("DirectRunner", "direct") or any(

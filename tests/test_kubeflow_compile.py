@@ -66,7 +66,7 @@ def test_every_component_runs_in_the_image_through_the_entrypoint(compiled, comp
         executor_class = container.args[list(container.args).index("--executor_class_path") + 1]
         expected = next((cls for step, cls in EXECUTORS.items() if task.endswith(step)), None)
         assert expected in (None, executor_class), task
-        assert "--direct_num_workers=2" in container.args
+        assert "--direct_num_workers=0" in container.args  # resolved in the pod
 
 
 def test_trainers_get_the_configured_gpu_and_limits(compiled):
