@@ -10,8 +10,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from absl import logging
 from tfx import v1 as tfx
 
+from pipeline.abandoned_runs import cancel_abandoned_executions
 from pipeline.beam_workers import resolve_worker_count
 from pipeline.config import REMOTE_PREFIXES, ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline
@@ -122,6 +124,8 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
                           "Metadata and run lock there, so it must be a local path")
     # Locked before the pipeline is built: building writes the module wheels under the root.
     with hold_run_lock(root), scratch_dir(root), argv_for_tfx():
+        for path in cancel_abandoned_executions(config.metadata_path, root):
+            logging.info("Removed %s, left by a run that died", path)
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path)
         try:

@@ -11,7 +11,8 @@ _OUTPUT = metadata_store_pb2.Event.OUTPUT
 _STATES = {metadata_store_pb2.Execution.COMPLETE: "complete",
            metadata_store_pb2.Execution.CACHED: "cached",
            metadata_store_pb2.Execution.FAILED: "failed",
-           metadata_store_pb2.Execution.RUNNING: "running"}
+           metadata_store_pb2.Execution.RUNNING: "running",
+           metadata_store_pb2.Execution.CANCELED: "cancelled"}
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ from tests.reliability_runs import Chain, latest_report, metadata_store_of, shar
 
 pytestmark = pytest.mark.e2e
 
-_RUNNING = metadata_store_pb2.Execution.RUNNING
+_CANCELED = metadata_store_pb2.Execution.CANCELED
 _COMPLETE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 _OUTPUT = metadata_store_pb2.Event.OUTPUT
 
@@ -40,7 +40,7 @@ def _node_executions(chain: Chain, node: str) -> list[metadata_store_pb2.Executi
 
 
 def _killed_execution(chain: Chain, node: str) -> metadata_store_pb2.Execution:
-    [killed] = [e for e in _node_executions(chain, node) if e.last_known_state == _RUNNING]
+    [killed] = [e for e in _node_executions(chain, node) if e.last_known_state == _CANCELED]
     return killed
 
 
@@ -64,8 +64,9 @@ def test_rerun_reuses_what_finished_and_redoes_the_killed_component(chain, kill)
 
 @pytest.mark.parametrize("node", ["target_transform", "pretrain_trainer"])
 def test_partial_outputs_are_never_registered_or_read(chain, node):
-    """The killed execution stays RUNNING with no output artifacts; every artifact read from
-    the node came from an execution that completed."""
+    """The killed execution has no output artifacts, and the next run marked it CANCELED and
+    removed its partial files; every artifact read from the node came from an execution that
+    completed."""
     kill = next(k for k in chain.kills if k.component == node)
     killed = _killed_execution(chain, node)
     node_dir = chain.ws.pipeline_root / node
@@ -79,6 +80,7 @@ def test_partial_outputs_are_never_registered_or_read(chain, node):
     assert not [e for e in store.get_events_by_execution_ids([killed.id]) if e.type == _OUTPUT]
     uris = [Path(a.uri) for a in store.get_artifacts()]
     assert not [uri for uri in uris if any(uri == d or d in uri.parents for d in partial_dirs)]
+    assert not [path for path in kill.partial_files if path.exists()]
 
     producers = {e.artifact_id: e.execution_id for e in store.get_events_by_execution_ids(
         [e.id for e in _node_executions(chain, node)]) if e.type == _OUTPUT}
