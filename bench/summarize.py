@@ -30,11 +30,21 @@ def gb(n_bytes: float) -> str:
     return f"{n_bytes / 1e9:.2f} GB"
 
 
+def pretrain_ratio(entry: dict, seed: str, budget: int) -> float:
+    """Pipeline pretraining seconds / plain pretraining seconds: the same training, so about
+    1.0 when both ran under the same load, above it when the pipeline's run was loaded more."""
+    plain = entry["plain"]
+    phases = plain["runs"][f"{budget}/all"]["seeds"][seed]["seconds"]
+    return (entry["pipeline"]["component_seconds"]["pretrain_trainer"]
+            / (plain["seconds"] - sum(phases.values())))
+
+
 def pipeline_vs_plain(results: dict) -> str:
     """Per-seed rows and the summary of bench/pipeline_vs_plain.py."""
     rows = ["| seed | pipeline transfer % | pipeline scratch % | error ratio | plain transfer % | "
-            "plain scratch % | pipeline s (components / process) | plain s | load |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "plain scratch % | pipeline s (components / process) | plain s | pretraining "
+            "pipeline / plain | load |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     s = results["summary"]
     for (seed, entry), err in zip(results["seeds"].items(), s["pipeline"]["error_ratios"]):
         p, q = entry["pipeline"], entry["plain"]
@@ -42,7 +52,10 @@ def pipeline_vs_plain(results: dict) -> str:
                     f"{100 * p['scratch_accuracy']:.2f} | {ratio(err)} | "
                     f"{100 * q['transfer_accuracy']:.2f} | {100 * q['scratch_accuracy']:.2f} | "
                     f"{p['seconds']:.0f} / {p['process_seconds']:.0f} | {q['seconds']:.0f} | "
+                    f"{pretrain_ratio(entry, seed, results['config']['budget']):.2f} | "
                     f"{entry['load_average_1min']:.1f} |")
+    adjusted = [r / pretrain_ratio(e, seed, results["config"]["budget"]) for r, (seed, e) in
+                zip(s["time_ratios"], results["seeds"].items())]
     rows += ["", f"- pipeline: transfer {pct(s['pipeline']['transfer'])} %, scratch "
              f"{pct(s['pipeline']['scratch'])} %; blessed on "
              f"{sum(e['pipeline']['blessed'] for e in results['seeds'].values())} of "
@@ -53,6 +66,9 @@ def pipeline_vs_plain(results: dict) -> str:
              f"components ({', '.join(f'{r:.2f}' for r in s['time_ratios'])}), "
              f"{s['median_process_time_ratio']:.2f} over the whole process "
              f"({', '.join(f'{r:.2f}' for r in s['process_time_ratios'])})",
+             f"- the same, divided by each seed's pretraining ratio (an estimate that assumes "
+             f"the whole pipeline run was slowed as its pretraining was): median "
+             f"{statistics.median(adjusted):.2f} ({', '.join(f'{r:.2f}' for r in adjusted)})",
              f"- peak RSS: pipeline {gb(s['pipeline']['max_peak_rss_bytes'])}, plain "
              f"{gb(s['plain']['max_peak_rss_bytes'])}"]
     return "\n".join(rows)
@@ -138,7 +154,8 @@ def frozen_caching(results: dict) -> str:
             f"{c['epochs']} frozen epochs, {results['train_images']} train + "
             f"{results['eval_images']} eval images: uncached {m['uncached']:.1f} s, cached "
             f"{m['cached']:.1f} s (medians of {c['repeats']}), **{results['speedup']:.1f}×**; "
-            f"eval accuracy uncached {acc['uncached']}, cached {acc['cached']}; load "
+            f"eval accuracy uncached {', '.join(f'{a:.4f}' for a in acc['uncached'])}, cached "
+            f"{', '.join(f'{a:.4f}' for a in acc['cached'])}; load "
             f"{results['load_average_1min']:.1f}")
 
 
