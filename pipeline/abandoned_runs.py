@@ -14,14 +14,9 @@ from pathlib import Path
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.run_history import node_id
+
 _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
-
-
-def _node_dir(store: metadata_store.MetadataStore, execution_id: int, root: Path) -> Path | None:
-    for context in store.get_contexts_by_execution(execution_id):
-        if store.get_context_types_by_id([context.type_id])[0].name == "node":
-            return root / context.name.rsplit(".", 1)[-1]
-    return None
 
 
 def _execution_dirs(node_dir: Path, execution_id: int) -> list[Path]:
@@ -47,8 +42,8 @@ def cancel_abandoned_executions(metadata_path: str, pipeline_root: str) -> list[
     artifacts = [Path(a.uri) for a in store.get_artifacts() if a.uri]
     removed = []
     for execution in abandoned:
-        node_dir = _node_dir(store, execution.id, Path(pipeline_root))
-        for path in _execution_dirs(node_dir, execution.id) if node_dir else ():
+        node_dir = Path(pipeline_root) / node_id(store, execution.id)
+        for path in _execution_dirs(node_dir, execution.id):
             if not any(uri == path or path in uri.parents for uri in artifacts):
                 shutil.rmtree(path)
                 removed.append(path)

@@ -38,7 +38,8 @@ def run_ids(metadata_path: str) -> list[str]:
     return [c.name for c in sorted(contexts, key=lambda c: c.create_time_since_epoch)]
 
 
-def _node_id(store, execution_id: int) -> str:
+def node_id(store, execution_id: int) -> str:
+    """The id of the component that ran an execution."""
     for context in store.get_contexts_by_execution(execution_id):
         if store.get_context_types_by_id([context.type_id])[0].name == "node":
             return context.name.rsplit(".", 1)[-1]
@@ -64,9 +65,9 @@ def component_runs(metadata_path: str, run_id: str) -> dict[str, ComponentRun]:
                          f"{run_ids(metadata_path)}")
     runs = {}
     for execution in store.get_executions_by_context(context.id):
-        node_id = _node_id(store, execution.id)
+        node = node_id(store, execution.id)
         seconds = (execution.last_update_time_since_epoch
                    - execution.create_time_since_epoch) / 1000
-        runs[node_id] = ComponentRun(node_id, _STATES.get(execution.last_known_state, "other"),
-                                     seconds, _outputs(store, execution.id))
+        runs[node] = ComponentRun(node, _STATES.get(execution.last_known_state, "other"),
+                                  seconds, _outputs(store, execution.id))
     return runs
