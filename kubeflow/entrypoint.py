@@ -1,6 +1,15 @@
-"""Container entrypoint of every executor: TFX's KFP v2 entrypoint, with input types restored.
+"""Container entrypoint of every executor: TFX's KFP v2 entrypoint, with input types restored
+and artifacts read and written where KFP's launcher moves them.
 
-The open-source KFP v2 driver resolves input artifacts from its ML Metadata without their
+Local paths: the open-source launcher downloads each input artifact to a local path before the
+command runs and uploads each output artifact from its local path afterwards
+(kubeflow/storage.py). TFX executors use the URIs they are given, so every artifact URI is
+handed to TFX as that local path, and TFX's executor output is mapped back to the URIs: no
+TensorFlow remote filesystem is involved, on gs://, s3:// and minio:// alike, and nothing
+writes the zero-byte "directory" objects that break the launcher's downloads
+(kubeflow/pipelines#13476).
+
+Types: the open-source KFP v2 driver resolves input artifacts from its ML Metadata without their
 TFX type schema: empty, or a generic `system.*` title (e.g. tfx.Examples arrives as
 system.Dataset). TFX's entrypoint then can't find the artifact class, or builds one without
 properties such as `split_names` (tensorflow/tfx#7768). Each input's declared type is in the
@@ -17,8 +26,10 @@ import yaml
 from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+from tfx.dsl.io import fileio
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+from kubeflow.storage import local_path, remote_uri
 from pipeline.beam_workers import resolve_worker_count
 
 
@@ -52,15 +63,73 @@ def restore_input_types(invocation_json: str, inputs_spec_json: str | None) -> s
     return json.dumps(json_format.MessageToDict(executor_input)) if changed else invocation_json
 
 
+def _artifact_lists(message: pb.ExecutorInput | pb.ExecutorOutput):
+    if isinstance(message, pb.ExecutorInput):
+        return [*message.inputs.artifacts.values(), *message.outputs.artifacts.values()]
+    return list(message.artifacts.values())
+
+
+def localize(invocation_json: str) -> str:
+    """The executor input with every artifact URI the launcher moves replaced by its local
+    path; other URIs (a local volume, Vertex's /gcs/ already) stay as they are."""
+    executor_input = json_format.Parse(invocation_json, pb.ExecutorInput(),
+                                       ignore_unknown_fields=True)
+    changed = False
+    for artifact_list in _artifact_lists(executor_input):
+        for artifact in artifact_list.artifacts:
+            path = local_path(artifact.uri)
+            if path is not None:
+                artifact.uri, changed = path, True
+    return json.dumps(json_format.MessageToDict(executor_input)) if changed else invocation_json
+
+
+def _remote_strings(value):
+    """A metadata value with every launcher-local path in it given back as its URI."""
+    if isinstance(value, str):
+        return remote_uri(value) or value
+    if isinstance(value, dict):
+        return {key: _remote_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_remote_strings(item) for item in value]
+    return value
+
+
+def restore_remote_uris(executor_output_json: str) -> str:
+    """TFX's executor output with artifact URIs (and paths in their metadata, e.g. a blessing's
+    model) given back as the URIs the launcher uploads to and records."""
+    output = json_format.Parse(executor_output_json, pb.ExecutorOutput(),
+                               ignore_unknown_fields=True)
+    for artifact_list in _artifact_lists(output):
+        for artifact in artifact_list.artifacts:
+            artifact.uri = remote_uri(artifact.uri) or artifact.uri
+            if artifact.HasField("metadata"):
+                metadata = _remote_strings(json_format.MessageToDict(artifact.metadata))
+                artifact.metadata.Clear()
+                artifact.metadata.update(metadata)
+    return json_format.MessageToJson(output, sort_keys=True)
+
+
 def parse_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """TFX's own flags and Beam args, with the executor input's types restored and Beam's
-    worker count `0` resolved against this pod's CPU limit."""
+    """TFX's own flags and Beam args, with the executor input's types restored, its artifacts
+    at the launcher's local paths and Beam's worker count `0` resolved against this pod's CPU
+    limit."""
     # TFX's own parser (private, pinned with TFX 1.16), so flags mean exactly what they did.
     args, beam_args = kubeflow_v2_run_executor._parse_flags(argv)  # pylint: disable=W0212
-    args.json_serialized_invocation_args = restore_input_types(
-        args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args)
+    args.json_serialized_invocation_args = localize(restore_input_types(
+        args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args))
     return args, resolve_worker_count(beam_args)
 
 
+def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
+    """Run TFX's executor entrypoint, then give its executor output back the remote URIs."""
+    kubeflow_v2_run_executor.main(parsed)
+    output_file = json.loads(parsed[0].json_serialized_invocation_args)["outputs"]["outputFile"]
+    # TFX's own file API: a local path on open-source KFP, a gs:// one on Vertex.
+    with fileio.open(output_file, "r") as file:
+        restored = restore_remote_uris(file.read())
+    with fileio.open(output_file, "w") as file:
+        file.write(restored)
+
+
 if __name__ == "__main__":
-    app.run(kubeflow_v2_run_executor.main, flags_parser=parse_flags)
+    app.run(main, flags_parser=parse_flags)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import re
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kubeflow.storage import root_problem
 
 # The Trainers are the components that train networks, so the ones that get GPU nodes.
 TRAINER_IDS = ("pretrain_trainer", "transfer_trainer", "scratch_trainer")
-# Schemes TensorFlow and Beam read. minio:// (KFP's default root) isn't one: MinIO is s3://.
-REMOTE_ROOTS = ("gs://", "s3://", "hdfs://", "abfs://")
+# Kubernetes label keys/values and names (RFC 1123 subdomains, optionally prefixed).
+_LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Beam flags that carry secrets: a compiled spec is stored in KFP and readable by all its users.
 CREDENTIAL_FLAGS = ("access_key", "secret", "password", "token", "credential")
 
@@ -25,12 +34,38 @@ class Accelerator(_Strict):
     count: int = Field(default=1, ge=1, le=16)
 
 
+class Toleration(_Strict):
+    """A Kubernetes toleration, e.g. of the taint on a GPU node pool."""
+
+    key: str | None = Field(default=None, pattern=_LABEL_KEY)
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = Field(default=None, pattern=_LABEL_VALUE)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0,
+                                           description="Only with effect NoExecute.")
+
+
 class Resources(_Strict):
-    """Container limits of one component; unset fields are left to the cluster's defaults."""
+    """Container limits and node placement of one component; unset fields are left to the
+    cluster's defaults."""
 
     cpu: float | None = Field(default=None, gt=0, description="CPU limit in cores.")
     memory_gb: float | None = Field(default=None, gt=0, description="Memory limit in GB.")
     accelerator: Accelerator | None = None
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pod must land on, e.g. "
+        "{cloud.google.com/gke-accelerator: nvidia-tesla-t4}.")
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pod tolerates, e.g. of GPU nodes.")
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [f"{key}={value}" for key, value in labels.items()
+               if not re.match(_LABEL_KEY, key) or not re.match(_LABEL_VALUE, value)]
+        if bad:
+            raise ValueError(f"{bad}: not Kubernetes label keys and values")
+        return labels
 
 
 class TrainerResources(Resources):
@@ -39,6 +74,46 @@ class TrainerResources(Resources):
     cpu: float | None = Field(default=4, gt=0, description="CPU limit in cores.")
     memory_gb: float | None = Field(default=16, gt=0, description="Memory limit in GB.")
     accelerator: Accelerator | None = Accelerator()
+
+
+class SecretEnv(_Strict):
+    """Keys of a Kubernetes secret given to every pod as environment variables."""
+
+    secret: str = Field(pattern=_K8S_NAME, description="The secret's name.")
+    env: dict[str, str] = Field(min_length=1, description="Variable name -> the secret's key.")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in env if not re.match(_ENV_NAME, name)]
+        if bad:
+            raise ValueError(f"{bad}: not environment variable names")
+        return env
+
+
+class Volume(_Strict):
+    """A PersistentVolumeClaim mounted in every pod, e.g. where the datasets are."""
+
+    pvc: str = Field(pattern=_K8S_NAME, description="The claim's name.")
+    mount_path: str = Field(pattern=r"^/[^:]*$", description="Absolute path in the pods.")
+
+
+class ObjectStore(_Strict):
+    """How the pods' own code (span probes, served model, Pusher) reaches an s3:// or minio://
+    store; the launcher that moves artifacts has its own configuration (docs/kubeflow.md)."""
+
+    endpoint: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/@]+(/.*)?$",
+        description="S3 endpoint URL, needed for minio:// (a standalone KFP's store: "
+        "http://minio-service.kubeflow:9000 up to KFP 2.15, http://seaweedfs.kubeflow:9000 "
+        "from 2.16); unset for s3:// means AWS itself.")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]+$")
+    credentials: SecretEnv | None = Field(
+        default=SecretEnv(secret="mlpipeline-minio-artifact",
+                          env={"AWS_ACCESS_KEY_ID": "accesskey",
+                               "AWS_SECRET_ACCESS_KEY": "secretkey"}),
+        description="The secret holding the access keys (a standalone KFP's by default); null "
+        "when the pods get credentials another way (e.g. a workload identity).")
 
 
 class MultiWorkerTraining(_Strict):
@@ -86,11 +161,17 @@ class KubeflowConfig(_Strict):
         default=None, description="The image built from kubeflow/Dockerfile, "
         "e.g. registry.example.com/tfx-transfer:0.1.0. Needed to compile.")
     pipeline_root: str | None = Field(
-        default=None, description="Artifacts of runs: gs://, s3:// or a path on a volume "
-        "mounted in every pod. Needed to compile.")
+        default=None, description="Artifacts of runs: gs://, s3:// or minio://, the roots "
+        "KFP's launcher supports. Needed to compile.")
     serving_dir: str | None = Field(
-        default=None, description="Where blessed models are pushed; <pipeline_root>/serving "
-        "if unset.")
+        default=None, description="Where blessed models are pushed (gs://, s3:// or "
+        "minio://); <pipeline_root>/serving if unset.")
+    object_store: ObjectStore = Field(
+        default=ObjectStore(), description="Endpoint and credentials for s3:// and minio://.")
+    secrets_as_env: list[SecretEnv] = Field(
+        default_factory=list, description="More secrets given to every pod as variables.")
+    volumes: list[Volume] = Field(
+        default_factory=list, description="PersistentVolumeClaims mounted in every pod.")
     beam_pipeline_args: list[str] = Field(
         # 0: one worker per CPU of the pod's limit, resolved in the pod (kubeflow/entrypoint.py).
         default_factory=lambda: ["--direct_running_mode=multi_processing",
@@ -106,14 +187,22 @@ class KubeflowConfig(_Strict):
 
     @field_validator("pipeline_root", "serving_dir")
     @classmethod
-    def _remote_or_absolute(cls, value: str | None) -> str | None:
-        if value is not None and value.startswith("minio://"):
-            raise ValueError(f"{value!r}: TensorFlow has no minio:// filesystem; reach MinIO "
-                             "as s3://bucket/... (see docs/kubeflow.md)")
-        if value is not None and not value.startswith((*REMOTE_ROOTS, "/")):
-            raise ValueError(f"{value!r}: expected a URI ({', '.join(REMOTE_ROOTS)}) or an "
-                             "absolute path on a volume mounted in every pod")
+    def _launcher_root(cls, value: str | None) -> str | None:
+        problem = value and root_problem(value)
+        if problem:
+            raise ValueError(problem + "; a volume path would be refused by the launcher "
+                             "(docs/kubeflow.md, Storage)")
         return value
+
+    @model_validator(mode="after")
+    def _minio_endpoint(self) -> "KubeflowConfig":
+        uses_minio = any((uri or "").startswith("minio://")
+                         for uri in (self.pipeline_root, self.serving_dir))
+        if uses_minio and self.object_store.endpoint is None:
+            raise ValueError("object_store.endpoint: needed for minio:// URIs, e.g. "
+                             "http://minio-service.kubeflow:9000 (KFP up to 2.15) or "
+                             "http://seaweedfs.kubeflow:9000 (2.16 on)")
+        return self
 
     @field_validator("beam_pipeline_args")
     @classmethod

@@ -14,7 +14,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-from kubeflow import oss_compat
+from kubeflow import caching, oss_compat, platform
 from kubeflow.options import KubeflowConfig, Resources
 from pipeline.config import ConfigError, PipelineConfig
 
@@ -124,25 +124,20 @@ def find_local_paths(spec: pb.PipelineSpec, prefixes: list[str]) -> list[str]:
     return found
 
 
-def write_spec(spec: pb.PipelineSpec, path: Path) -> None:
-    """Write the bare pipelineSpec YAML that kfp.Client and the KFP UI take."""
+def write_package(spec: pb.PipelineSpec, platform_spec: pb.PlatformSpec, path: Path) -> None:
+    """Write the package kfp.Client and the KFP UI take: the bare pipelineSpec YAML, then the
+    PlatformSpec as a second document when there are Kubernetes settings."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# PIPELINE DEFINITION\n# Name: {spec.pipeline_info.name}\n"
               f"# Compiled by `tfx-transfer compile` ({spec.sdk_version}) for Kubeflow "
               "Pipelines; see docs/kubeflow.md.\n")
-    path.write_text(header + yaml.safe_dump(json_format.MessageToDict(spec), sort_keys=True),
-                    encoding="utf-8")
+    documents = [json_format.MessageToDict(spec)]
+    if platform_spec.platforms:
+        documents.append(json_format.MessageToDict(platform_spec))
+    path.write_text(header + yaml.safe_dump_all(documents, sort_keys=True), encoding="utf-8")
 
 
-def compile_pipeline(config: PipelineConfig, output: str | os.PathLike[str], *,
-                     enable_cache: bool = True) -> pb.PipelineSpec:
-    """Compile the config's pipeline with TFX's KubeflowV2DagRunner and write it to output."""
-    output = Path(output)
-    if output.suffix not in PACKAGE_SUFFIXES:
-        raise ConfigError(f"--output {output}: Kubeflow Pipelines takes a .yaml or .yml file")
-    kubeflow = settings(config)
-    pipeline = build_pipeline(config, kubeflow, enable_cache=enable_cache)
-
+def _tfx_spec(pipeline, kubeflow: KubeflowConfig) -> pb.PipelineSpec:
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
     runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(
@@ -151,14 +146,39 @@ def compile_pipeline(config: PipelineConfig, output: str | os.PathLike[str], *,
         # inputs' declared types, which kubeflow/entrypoint.py needs.
         use_pipeline_spec_2_1=True))
     job = runner.run(pipeline, write_out=False)
-    spec = json_format.ParseDict(job["pipelineSpec"], pb.PipelineSpec())
+    return json_format.ParseDict(job["pipelineSpec"], pb.PipelineSpec())
+
+
+def compile_pipeline(config: PipelineConfig, output: str | os.PathLike[str], *,
+                     enable_cache: bool = True) -> tuple[pb.PipelineSpec, pb.PlatformSpec]:
+    """Compile the config's pipeline with TFX's KubeflowV2DagRunner, make it run on
+    open-source KFP and Vertex alike, and write the package to output."""
+    output = Path(output)
+    if output.suffix not in PACKAGE_SUFFIXES:
+        raise ConfigError(f"--output {output}: Kubeflow Pipelines takes a .yaml or .yml file")
+    kubeflow = settings(config)
+    pipeline = build_pipeline(config, kubeflow, enable_cache=enable_cache)
+    spec = _tfx_spec(pipeline, kubeflow)
+    deployment = oss_compat.deployment_of(spec)
     resources = {node.id: node.platform_config for node in pipeline.components
                  if getattr(node, "platform_config", None) is not None}
-    changes = oss_compat.make_portable(spec, resources, kubeflow.pipeline_root)
+    changes = oss_compat.make_portable(spec, deployment, resources, kubeflow.pipeline_root)
+    changes["probes added"] = caching.add_probes(spec, deployment, kubeflow.image)
+    changes["uncached"] = caching.set_caching(spec, enable_cache)
+    for executor in deployment.executors.values():
+        platform.add_env(executor.container, platform.object_store_env(kubeflow))
+    oss_compat.store_deployment(spec, deployment)
     log.info("Open-source KFP fixes: %s", changes)
+    problems = oss_compat.argo_name_problems(spec)
+    if problems:
+        raise ConfigError("the compiled pipeline breaks Kubeflow's naming rules: "
+                          + "; ".join(problems))
     leaked = find_local_paths(spec, local_path_prefixes())
     if leaked:
         raise ConfigError(f"the compiled pipeline refers to local paths that pods can't see: "
                           f"{leaked[:3]}; put data, weights and outputs on shared storage")
-    write_spec(spec, output)
-    return spec
+    by_task = {oss_compat.task_name(node.id): kubeflow.resources_for(node.id)
+               for node in pipeline.components}
+    platform_spec = platform.platform_spec(spec, kubeflow, by_task)
+    write_package(spec, platform_spec, output)
+    return spec, platform_spec

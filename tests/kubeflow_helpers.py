@@ -25,7 +25,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def read_package(path) -> tuple[pb.PipelineSpec, pb.PipelineDeploymentConfig]:
-    """A compiled package as KFP's protos: the spec and its (typed) executors."""
+    """A compiled package's first document as KFP's protos: the spec and its (typed)
+    executors."""
     with open(path, encoding="utf-8") as f:
-        spec = json_format.ParseDict(yaml.safe_load(f), pb.PipelineSpec())
+        spec = json_format.ParseDict(next(yaml.safe_load_all(f)), pb.PipelineSpec())
     return spec, deployment_of(spec)

@@ -115,7 +115,9 @@ def test_submit_sends_the_compiled_pipeline_and_prints_the_run_url(kfp_server, c
     body = run["body"]
     assert (body["display_name"], body["experiment_id"]) == ("try-1", "exp-1")
     assert body["runtime_config"]["pipeline_root"] == config.kubeflow.pipeline_root
-    spec = body["pipeline_spec"]
+    # With Kubernetes settings, kfp.Client sends both documents of the package.
+    spec, platform = body["pipeline_spec"]["pipeline_spec"], body["pipeline_spec"]["platform_spec"]
+    assert "tolerations" in json.dumps(platform["platforms"]["kubernetes"])
     assert spec["pipelineInfo"]["name"] == config.name
     assert spec["defaultPipelineRoot"] == config.kubeflow.pipeline_root
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
@@ -133,7 +135,8 @@ def test_schedule_creates_a_recurring_run_one_at_a_time(kfp_server, capsys):
     assert body["no_catchup"] is True
     assert (body["display_name"], body["mode"], body["experiment_id"]) == \
         ("nightly", "ENABLE", "exp-1")
-    assert body["pipeline_spec"]["pipelineInfo"]["name"] == load_config(EXAMPLE).name
+    assert body["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == \
+        load_config(EXAMPLE).name
     assert "rr-1" in capsys.readouterr().out
 
 

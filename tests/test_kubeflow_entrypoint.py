@@ -9,7 +9,8 @@ from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.types import standard_artifacts
 
-from kubeflow.entrypoint import parse_flags, restore_input_types
+from kubeflow.entrypoint import localize, parse_flags, restore_input_types, restore_remote_uris
+from kubeflow.storage import remote_uri
 
 EXAMPLES_SCHEMA = ("title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n"
                    "    type: string\n")
@@ -70,3 +71,40 @@ def test_flags_are_tfx_flags_with_beam_args_passed_through():
     assert "tfx.Examples" in args.json_serialized_invocation_args
     assert beam_args == kubeflow_v2_run_executor._parse_flags(argv)[1]  # exactly as TFX's
     assert beam_args[-1] == "--direct_num_workers=2"
+
+
+def _executor_input(uri: str, output_uri: str) -> str:
+    return json.dumps({
+        "inputs": {"artifacts": {"examples": {"artifacts": [{"name": "7", "uri": uri}]}}},
+        "outputs": {"artifacts": {"model": {"artifacts": [{"name": "model", "uri": output_uri}]}},
+                    "outputFile": "/minio/b/root/run/task/1/output_metadata.json"}})
+
+
+@pytest.mark.parametrize("uri, local", [
+    # launcher_v2.go: LocalPathForURI
+    ("gs://bucket/root/run/examples", "/gcs/bucket/root/run/examples"),
+    ("s3://bucket/root/run/examples", "/s3/bucket/root/run/examples"),
+    ("minio://mlpipeline/v2/artifacts/examples", "/minio/mlpipeline/v2/artifacts/examples"),
+])
+def test_artifacts_are_read_and_written_where_the_launcher_moves_them(uri, local):
+    localized = json.loads(localize(_executor_input(uri, uri + "-model")))
+    assert localized["inputs"]["artifacts"]["examples"]["artifacts"][0]["uri"] == local
+    assert localized["outputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == local + "-model"
+    assert remote_uri(local) == uri
+
+
+def test_uris_the_launcher_does_not_move_are_left_alone():
+    invocation = _executor_input("/mnt/volume/examples", "/gcs/bucket/already/local")
+    assert localize(invocation) is invocation
+
+
+def test_the_executor_output_gets_the_uris_back():
+    # What TFX writes after running on local paths: URIs and paths in metadata are local.
+    output = json.dumps({"artifacts": {"blessing": {"artifacts": [{
+        "uri": "/minio/mlpipeline/root/run/evaluator/1/blessing",
+        "metadata": {"current_model": "/minio/mlpipeline/root/run/trainer/2/model",
+                     "blessed": 1.0, "note": "/elsewhere/stays"}}]}}})
+    restored = json.loads(restore_remote_uris(output))["artifacts"]["blessing"]["artifacts"][0]
+    assert restored["uri"] == "minio://mlpipeline/root/run/evaluator/1/blessing"
+    assert restored["metadata"] == {"current_model": "minio://mlpipeline/root/run/trainer/2/model",
+                                    "blessed": 1.0, "note": "/elsewhere/stays"}

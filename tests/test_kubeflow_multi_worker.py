@@ -35,7 +35,7 @@ def executor_of(deployment, task: str):
 
 
 def custom_config_of(spec, task: str) -> dict:
-    parameters = spec.root.dag.tasks[task].inputs.parameters
+    parameters = spec.root.dag.tasks[task.replace("_", "-")].inputs.parameters
     return json.loads(parameters["custom_config"].runtime_value.constant.string_value)
 
 

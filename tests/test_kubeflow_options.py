@@ -16,7 +16,7 @@ from tests.kubeflow_helpers import EXAMPLE
 def test_example_config_is_the_default_plus_a_kubeflow_section():
     example, default = load_config(EXAMPLE), load_config("configs/fashion_mnist_ab.yaml")
     assert example.model_dump(exclude={"kubeflow"}) == default.model_dump(exclude={"kubeflow"})
-    assert example.kubeflow.image and example.kubeflow.pipeline_root.startswith("gs://")
+    assert example.kubeflow.image and example.kubeflow.pipeline_root.startswith("minio://")
     assert default.kubeflow == KubeflowConfig()
 
 
@@ -44,8 +44,18 @@ def test_serving_dir_defaults_under_the_pipeline_root():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("kubeflow.pipeline_root=runs/x", "expected a URI"),
-    ("kubeflow.pipeline_root=minio://mlpipeline/v2/artifacts", "no minio:// filesystem"),
+    # The launcher's roots only (launcher_v2.go: LocalPathForURI); volume paths included.
+    ("kubeflow.pipeline_root=runs/x", "launcher moves artifacts only through gs://"),
+    ("kubeflow.pipeline_root=/mnt/pvc/root", "a volume path would be refused"),
+    ("kubeflow.pipeline_root=hdfs://namenode/root", "launcher"),
+    ("kubeflow.pipeline_root=abfs://container@account/root", "launcher"),
+    ("kubeflow.serving_dir=/models/serving", "launcher"),
+    ("kubeflow.pipeline_root=s3:///no-bucket", "no bucket"),
+    ("kubeflow.object_store.endpoint=null", "object_store.endpoint: needed for minio://"),
+    ("kubeflow.trainers.tolerations=[{key: gpu, operator: Sometimes}]", "operator"),
+    ("kubeflow.trainers.node_selector={'bad key!': x}", "not Kubernetes label"),
+    ("kubeflow.secrets_as_env=[{secret: Bad_Name, env: {X: y}}]", "pattern"),
+    ("kubeflow.volumes=[{pvc: data, mount_path: relative}]", "pattern"),
     ("kubeflow.beam_pipeline_args=[--s3_secret_access_key=abc]", "credentials"),
     ("kubeflow.trainers.accelerator.type='nvidia gpu'", "pattern"),
     ("kubeflow.trainers.accelerator.count=0", "greater than or equal to 1"),
@@ -54,6 +64,13 @@ def test_serving_dir_defaults_under_the_pipeline_root():
 def test_bad_kubeflow_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(EXAMPLE, [override])
+
+
+@pytest.mark.parametrize("root", ["gs://bucket/root", "s3://bucket/root",
+                                  "minio://mlpipeline/v2/artifacts"])
+def test_the_launchers_roots_are_accepted(root):
+    config = load_config(EXAMPLE, [f"kubeflow.pipeline_root={root}"])
+    assert config.kubeflow.pipeline_root == root
 
 
 def test_kubeflow_config_is_frozen():

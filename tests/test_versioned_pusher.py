@@ -13,15 +13,25 @@ from components.versioned_pusher import PushError, VersionedPusher
 from components.versioned_pusher import executor as ex
 
 
-@pytest.fixture(scope="module")
-def model_artifact(tmp_path_factory):
-    """A Model artifact holding a tiny real Keras SavedModel under Format-Serving."""
-    uri = tmp_path_factory.mktemp("model")
+def make_model(uri, seed: int = 0) -> standard_artifacts.Model:
+    """A Model artifact holding a tiny real Keras SavedModel under Format-Serving; seeds give
+    different weights, so different models."""
+    tf_keras.utils.set_random_seed(seed)
     net = tf_keras.Sequential([tf_keras.Input(shape=(2,)), tf_keras.layers.Dense(1)])
     net.save(str(uri / "Format-Serving"), save_format="tf")
     model = standard_artifacts.Model()
     model.uri = str(uri)
     return model
+
+
+@pytest.fixture(scope="module")
+def model_artifact(tmp_path_factory):
+    return make_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory):
+    return [make_model(tmp_path_factory.mktemp(f"model-{seed}"), seed) for seed in (1, 2)]
 
 
 def _blessing(tmp_path, name, blessed):
@@ -91,13 +101,27 @@ def test_missing_model_blessing_is_not_pushed(model_artifact, tmp_path):
     assert not (tmp_path / "serving").exists()
 
 
-def test_versions_increase_past_existing_ones(model_artifact, tmp_path):
+def test_versions_increase_past_existing_ones(model_artifact, other_models, tmp_path):
     serving = tmp_path / "serving"
     (serving / "9999999999").mkdir(parents=True)  # a version from the future
-    versions = [int(_push(model_artifact, tmp_path, serving)
-                    .get_string_custom_property(ex.PUSHED_VERSION_KEY)) for _ in range(3)]
+    versions = [int(_push(model, tmp_path, serving)
+                    .get_string_custom_property(ex.PUSHED_VERSION_KEY))
+                for model in (model_artifact, *other_models)]
     # Three pushes within the same second still get distinct, increasing versions.
     assert versions == [10000000000, 10000000001, 10000000002]
+
+
+def test_the_model_served_now_is_not_pushed_again(model_artifact, other_models, tmp_path):
+    serving = tmp_path / "serving"
+    first = _push(model_artifact, tmp_path, serving)
+    again = _push(model_artifact, tmp_path, serving)
+    version = first.get_string_custom_property(ex.PUSHED_VERSION_KEY)
+    assert again.get_int_custom_property(ex.PUSHED_KEY) == 0
+    assert _record(again)["reasons"] == [f"already served: {serving}/{version} is this model"]
+    assert sorted(os.listdir(serving)) == [version]
+    # Served, but not the latest: a newer version went out since, so it is pushed back.
+    _push(other_models[0], tmp_path, serving)
+    assert _push(model_artifact, tmp_path, serving).get_int_custom_property(ex.PUSHED_KEY) == 1
 
 
 def test_prunes_oldest_versions_and_leftover_temp_dirs(model_artifact, tmp_path):

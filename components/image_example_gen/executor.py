@@ -38,13 +38,17 @@ def _input_config(exec_properties: dict[str, Any]) -> example_gen_pb2.Input:
 
 
 def _resolve_spans(exec_properties: dict[str, Any], examples: types.Artifact) -> None:
-    """Does the FileBasedDriver's work when it didn't run (Kubeflow V2 skips it).
+    """Does the FileBasedDriver's work when it didn't run and no probe did it (Kubeflow V2).
 
     Patterns still holding {SPAN}, {VERSION} or date specs get the latest span, and the
     artifact gets the span, version and fingerprint properties the driver would set.
     """
     input_config = _input_config(exec_properties)
     if not any(any(utils.verify_split_pattern_specs(split)) for split in input_config.splits):
+        if utils.SPAN_PROPERTY_NAME in exec_properties:
+            # Resolved before the executor, by a driver or a Kubeflow span probe.
+            exec_properties.setdefault(utils.VERSION_PROPERTY_NAME, None)
+            driver.update_output_artifact(exec_properties, examples.mlmd_artifact)
         return
     range_config = None
     if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):

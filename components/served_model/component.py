@@ -6,7 +6,6 @@ everywhere, and compares against what is really served, not against what ML Meta
 """
 
 import os
-from typing import Optional
 
 from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -15,28 +14,31 @@ from tfx.dsl.io import fileio
 from tfx.types.standard_artifacts import Model
 from tfx.utils import io_utils, path_utils
 
-from components.versioned_pusher.executor import numeric_versions
+from components.versioned_pusher import serving_dir as served
 
 SERVED_VERSION_PROPERTY = "served_version"
-
-
-def latest_version_dir(serving_dir: str) -> Optional[str]:
-    """`<serving_dir>/<highest version>`, or None when nothing is served."""
-    versions = numeric_versions(serving_dir)
-    return os.path.join(serving_dir, str(versions[-1])) if versions else None
 
 
 # No `from __future__ import annotations`: TFX reads this function's annotations as types.
 @component
 def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
-                serving_dir: Parameter[str]) -> None:
-    """Copy the served model into `model`; with nothing served, the candidate itself, so the
-    not-worse-than-served check compares the candidate with itself and passes."""
-    served = latest_version_dir(serving_dir)
-    source = served or path_utils.serving_model_path(candidate.uri)
+                serving_dir: Parameter[str],
+                served_baseline: Parameter[str] = None) -> None:
+    """Copy the served model into `model`; with nothing served, or the candidate served, the
+    candidate itself, so the not-worse-than-served check compares it with itself and passes.
+
+    `served_baseline` is what a Kubeflow probe found (`<version>@<identity>` or ""); unset,
+    the serving dir is read here.
+    """
+    candidate_dir = path_utils.serving_model_path(candidate.uri)
+    if served_baseline is None:
+        served_baseline = served.served_baseline(serving_dir, candidate_dir)
     destination = path_utils.serving_model_path(model.uri)
     fileio.makedirs(os.path.dirname(destination))
-    io_utils.copy_dir(source, destination)
-    model.set_string_custom_property(SERVED_VERSION_PROPERTY,
-                                     os.path.basename(served) if served else "")
-    logging.info("Served-model baseline: %s", served or "none served yet; the candidate itself")
+    if served_baseline:
+        served.copy_version(serving_dir, served_baseline, destination)
+    else:
+        io_utils.copy_dir(candidate_dir, destination)
+    model.set_string_custom_property(SERVED_VERSION_PROPERTY, served_baseline.split("@")[0])
+    logging.info("Served-model baseline: %s", served_baseline or
+                 "the candidate itself (nothing else is served)")

@@ -16,6 +16,10 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
+from components.versioned_pusher import object_store
+from components.versioned_pusher.serving_dir import (complete_versions, model_identity,
+                                                     numeric_versions)
+
 MODEL_KEY = standard_component_specs.MODEL_KEY
 MODEL_BLESSING_KEY = standard_component_specs.MODEL_BLESSING_KEY
 SERVED_BLESSING_KEY = "served_blessing"
@@ -50,19 +54,26 @@ def blessing_problems(input_dict: Dict[str, List[types.Artifact]]) -> List[str]:
     return problems
 
 
-def numeric_versions(serving_dir: str) -> List[int]:
-    """The TF Serving version dirs in serving_dir, oldest first; other entries are ignored."""
-    if not fileio.isdir(serving_dir):
-        return []
-    names = (name.rstrip("/") for name in fileio.listdir(serving_dir))
-    return sorted(int(name) for name in names
-                  if name.isdigit() and fileio.isdir(os.path.join(serving_dir, name)))
+def version_after(existing: List[int]) -> int:
+    """Seconds since epoch, bumped past every existing version so versions only increase."""
+    return max([int(time.time())] + [v + 1 for v in existing])
 
 
 def next_version(serving_dir: str) -> int:
-    """Seconds since epoch, bumped past every existing version so versions only increase."""
-    existing = numeric_versions(serving_dir)
-    return max([int(time.time())] + [v + 1 for v in existing])
+    """The version a push to a local serving dir takes."""
+    return version_after(numeric_versions(serving_dir))
+
+
+def already_served(model_path: str, serving_dir: str) -> Optional[int]:
+    """The latest served version when it is this very model, else None."""
+    versions = complete_versions(serving_dir)
+    if not versions:
+        return None
+    try:
+        served = model_identity(os.path.join(serving_dir, str(versions[-1])))
+    except FileNotFoundError:
+        return None  # not a SavedModel: certainly not this one
+    return versions[-1] if served == model_identity(model_path) else None
 
 
 def _describe(error: BaseException) -> str:
@@ -96,6 +107,18 @@ def push_atomically(model_path: str, serving_dir: str) -> str:
     return str(version)
 
 
+def push(model_path: str, serving_dir: str) -> str:
+    """Push to a local serving dir or an object store; return the version pushed."""
+    if not object_store.is_object_store(serving_dir):
+        return push_atomically(model_path, serving_dir)
+    if not fileio.exists(os.path.join(model_path, "saved_model.pb")):
+        raise PushError(f"No SavedModel to push: {model_path}/saved_model.pb does not exist")
+    try:
+        return object_store.push(model_path, serving_dir, version_after)
+    except Exception as e:
+        raise PushError(f"Cannot push {model_path} to {serving_dir}: {_describe(e)}") from e
+
+
 def _remove_quietly(path: str) -> None:
     """Best-effort removal while handling another error, which must not be masked."""
     try:
@@ -110,8 +133,8 @@ def prune(serving_dir: str, keep_versions: int, pushed_version: str) -> List[str
 
     Returns the removed paths. The version just pushed is never removed.
     """
-    versions = [v for v in numeric_versions(serving_dir) if str(v) != pushed_version]
-    doomed = [str(v) for v in versions[:max(0, len(versions) - (keep_versions - 1))]]
+    doomed = [str(v) for v in object_store.versions_beyond(
+        numeric_versions(serving_dir), keep_versions, pushed_version)]
     # Temp dirs are only left behind by pushes that crashed before their cleanup ran.
     doomed += [name.rstrip("/") for name in fileio.listdir(serving_dir)
                if name.startswith(TMP_PREFIX)]
@@ -160,11 +183,18 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         model_path = path_utils.serving_model_path(
             model.uri, path_utils.is_old_model_artifact(model))
-        version = push_atomically(model_path, serving_dir)
+        served = already_served(model_path, serving_dir)
+        if served is not None:
+            reason = f"already served: {serving_dir}/{served} is this model"
+            logging.info("Model not pushed: %s", reason)
+            self._record(pushed_model, version="", destination="", reasons=[reason], pruned=[])
+            return
+        version = push(model_path, serving_dir)
         destination = os.path.join(serving_dir, version)
         logging.info("Model %s pushed to %s", model_path, destination)
         try:
-            pruned = prune(serving_dir, keep_versions, version)
+            pruned = (object_store.prune if object_store.is_object_store(serving_dir)
+                      else prune)(serving_dir, keep_versions, version)
         except Exception as e:  # noqa: BLE001 - the model is live; failing now would hide that
             logging.warning("Pushed to %s, but pruning %s failed: %s",
                             destination, serving_dir, _describe(e))

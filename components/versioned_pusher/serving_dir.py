@@ -1,0 +1,73 @@
+"""What a serving dir serves, on a local disk or in an object store: its complete versions, a
+model's identity, the version a candidate must be compared with, and copying a version out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+
+from tfx.dsl.io import fileio
+from tfx.utils import io_utils
+
+from components.versioned_pusher import object_store
+
+# TensorFlow writes it into every SavedModel: hashes of the graph, signatures and checkpoint.
+FINGERPRINT_FILE = "fingerprint.pb"
+SAVED_MODEL = object_store.SAVED_MODEL
+
+
+def numeric_versions(serving_dir: str) -> list[int]:
+    """The TF Serving version dirs of a local serving dir, oldest first (a local push renames
+    a whole version into place, so each is complete)."""
+    if not fileio.isdir(serving_dir):
+        return []
+    names = (name.rstrip("/") for name in fileio.listdir(serving_dir))
+    return sorted(int(name) for name in names
+                  if name.isdigit() and fileio.isdir(os.path.join(serving_dir, name)))
+
+
+def complete_versions(serving_dir: str) -> list[int]:
+    """The versions a reader may load, oldest first."""
+    if object_store.is_object_store(serving_dir):
+        return object_store.complete_versions(serving_dir)
+    return numeric_versions(serving_dir)
+
+
+def _read(path: str) -> bytes | None:
+    if object_store.is_object_store(path):
+        fs, key = object_store.filesystem(path)
+        return fs.cat(key) if fs.exists(key) else None
+    return fileio.open(path, "rb").read() if fileio.exists(path) else None
+
+
+def model_identity(model_dir: str) -> str:
+    """A short hash that is equal for the same SavedModel wherever it is copied: of its
+    fingerprint.pb, or of saved_model.pb for SavedModels written without one."""
+    content = _read(posixpath.join(model_dir, FINGERPRINT_FILE)) or \
+        _read(posixpath.join(model_dir, SAVED_MODEL))
+    if content is None:
+        raise FileNotFoundError(f"{model_dir}: no SavedModel ({SAVED_MODEL}) there")
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
+def served_baseline(serving_dir: str, candidate_dir: str) -> str:
+    """What the candidate must not be worse than: `<version>@<identity>` of the latest complete
+    version, or "" when nothing is served or the candidate itself is (a comparison with itself,
+    which it passes)."""
+    versions = complete_versions(serving_dir)
+    if not versions:
+        return ""
+    identity = model_identity(posixpath.join(serving_dir, str(versions[-1])))
+    return "" if identity == model_identity(candidate_dir) else f"{versions[-1]}@{identity}"
+
+
+def copy_version(serving_dir: str, baseline: str, destination: str) -> None:
+    """Copy the version `served_baseline` named into the local dir destination."""
+    source = posixpath.join(serving_dir, baseline.split("@", 1)[0])
+    if object_store.is_object_store(serving_dir):
+        object_store.download(source, destination)
+    else:
+        io_utils.copy_dir(source, destination)
+    if model_identity(destination) != baseline.split("@", 1)[1]:
+        raise RuntimeError(f"{source} changed while it was read: it is no longer {baseline}")
