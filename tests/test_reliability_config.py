@@ -143,9 +143,10 @@ def test_every_key_rejects_a_value_of_the_wrong_type(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_section_rejects_unknown_keys(name):
-    # kubeflow.components maps component ids, which compiling checks against the pipeline.
+    # kubeflow.components maps component ids, which compiling checks against the pipeline;
+    # env and node_selector map names the user chooses (variables, node labels).
     sections = [()] + [p for p in _paths(SEEDS[name]) if isinstance(_get(SEEDS[name], p), dict)
-                       and p[-1] != "components"]
+                       and p[-1] not in ("components", "env", "node_selector")]
     for path in sections:
         data = copy.deepcopy(SEEDS[name])
         _get(data, path)["surprise"] = 1

@@ -18,6 +18,11 @@ SCHEMA_VERSION = "2.1.0"
 # length, and "name cannot begin with a digit when using either 'depends' or 'dependencies'".
 ARGO_FIELD_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 ARGO_FIELD_MAX_LENGTH = 128
+# validate.go: paramOrArtifactNameRegex; the compiler names workflow parameters
+# `kubernetes-<component name>` (argocompiler/container.go).
+ARGO_PARAMETER_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+# validate.go: maxCharsInObjectName, for the workflow named after pipelineInfo.name.
+ARGO_OBJECT_NAME_MAX_LENGTH = 63
 # backend/src/v2/component/launcher_v2.go: LocalPathForURI, the schemes it maps.
 LAUNCHER_SCHEMES = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/"}
 
@@ -62,6 +67,10 @@ def problems(spec: pb.PipelineSpec, pipeline_root: str) -> list[str]:
             found.append(f"{name}: name cannot begin with a digit when using 'depends'")
     found += [f"{name}: duplicate Argo task name" for name in sorted(set(names))
               if names.count(name) > 1]
+    found += [f"kubernetes-{name}: invalid Argo parameter name" for name in spec.components
+              if not ARGO_PARAMETER_NAME.match(f"kubernetes-{name}")]
+    if len(spec.pipeline_info.name) > ARGO_OBJECT_NAME_MAX_LENGTH:
+        found.append(f"{spec.pipeline_info.name}: longer than a workflow name may be")
     if not pipeline_root.startswith(tuple(LAUNCHER_SCHEMES)):
         found.append(f"{pipeline_root}: unsupported storage scheme for the launcher")
     for key, task in spec.root.dag.tasks.items():
