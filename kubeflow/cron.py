@@ -1,8 +1,18 @@
-"""Cron expressions: users write crontab's 5 fields; KFP wants 6, APScheduler its own trigger."""
+"""Cron expressions: users write crontab's 5 fields; KFP wants 6 (seconds first), and
+`schedule --local` fires on them exactly as cron and KFP do.
+
+The day fields follow cron's rule: when both day of month and day of week are restricted, a
+day matching *either* fires (`0 3 1 * mon`: every 1st and every Monday), as in Vixie cron and
+in KFP's robfig/cron. APScheduler's own CronTrigger ANDs them, so the local schedule fires
+through croniter, which keeps the OR rule, behind APScheduler's trigger interface.
+"""
 
 from __future__ import annotations
 
-from apscheduler.triggers.cron import CronTrigger
+from datetime import datetime, timedelta
+
+from apscheduler.triggers.base import BaseTrigger
+from croniter import croniter
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -24,16 +34,32 @@ def to_kfp_cron(expr: str) -> str:
     return " ".join(six_fields(expr))
 
 
+class CronTrigger(BaseTrigger):
+    """An APScheduler trigger firing exactly when cron would (6 fields, seconds first)."""
+
+    def __init__(self, fields: list[str]):
+        self.expression = " ".join(fields)
+        croniter(self.expression, second_at_beginning=True)  # raises on a bad field
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime:
+        # The first tick at or after now; after a tick, the next one strictly later.
+        start = previous_fire_time if previous_fire_time is not None else \
+            now - timedelta(microseconds=1)
+        return croniter(self.expression, start, second_at_beginning=True).get_next(datetime)
+
+    def __str__(self) -> str:
+        return f"cron[{self.expression}]"
+
+
 def to_trigger(expr: str) -> CronTrigger:
-    """An APScheduler trigger firing exactly when cron would."""
-    second, minute, hour, day, month, weekday = (f.lower() for f in six_fields(expr))
-    return CronTrigger(second=second, minute=minute, hour=hour, day=_any(day), month=month,
-                       day_of_week=_weekdays(weekday))
-
-
-def _any(field: str) -> str:
-    # KFP's cron accepts '?' (no specific value) in the day fields; APScheduler doesn't.
-    return "*" if field == "?" else field
+    """The local schedule's trigger; a bad expression raises ValueError naming it."""
+    fields = [field.lower() for field in six_fields(expr)]
+    _check_weekdays(fields[5])
+    try:
+        return CronTrigger(fields)
+    except (ValueError, KeyError) as error:  # croniter's errors are ValueErrors
+        raise ValueError(f"cron {expr!r}: {error}") from None
 
 
 def _day(token: str) -> int:
@@ -44,21 +70,13 @@ def _day(token: str) -> int:
     raise ValueError(f"cron weekday {token!r}: expected 0-7 or sun..sat")
 
 
-def _weekdays(field: str) -> str:
-    """Weekdays by name: cron counts from Sunday = 0 (or 7), APScheduler 3 from Monday = 0."""
-    if _any(field) == "*":
-        return "*"
-    days: set[int] = set()
+def _check_weekdays(field: str) -> None:
+    """robfig/cron's weekday rules, stricter than croniter's: no wrapping ranges (fri-mon)."""
     for item in field.split(","):
         span, _, step = item.partition("/")
         if span in ("*", "?"):
-            first, last = 0, 6
-        elif "-" in span:
-            first, last = (_day(token) for token in span.split("-", 1))
-        else:
-            first = _day(span)
-            last = 6 if step else first  # cron's "1/2" means 1-6/2
+            continue
+        first, last = (_day(token) for token in span.split("-", 1)) if "-" in span \
+            else (_day(span), _day(span))
         if first > last or (step and (not step.isdigit() or int(step) == 0)):
             raise ValueError(f"cron weekday field {field!r}: bad range or step in {item!r}")
-        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
-    return ",".join(WEEKDAYS[day] for day in sorted(days))

@@ -99,7 +99,7 @@ def test_bad_cron_is_refused(cron):
     ("0", ["Sun"]), ("7", ["Sun"]), ("sat,sun", ["Sat", "Sun"]), ("*/3", ["Sun", "Wed", "Sat"]),
 ])
 def test_local_trigger_counts_weekdays_as_cron_does(weekdays, days):
-    # APScheduler 3 numbers weekdays from Monday = 0; cron from Sunday = 0.
+    # Cron counts weekdays from Sunday = 0 (or 7).
     trigger = to_trigger(f"0 3 * * {weekdays}")
     now = datetime(2024, 6, 2, 12, tzinfo=timezone.utc)  # a Sunday, after 03:00
     fired = []
@@ -109,3 +109,30 @@ def test_local_trigger_counts_weekdays_as_cron_does(weekdays, days):
         now = now.replace(hour=4)
     assert sorted({moment.strftime("%a") for moment in fired}) == sorted(days)
     assert all(moment.hour == 3 and moment.minute == 0 for moment in fired)
+
+
+@pytest.mark.parametrize("cron, start, expected", [
+    # Both day fields restricted: cron (and KFP's robfig/cron) fire on either.
+    ("0 3 1 * mon", datetime(2024, 7, 20, 12, tzinfo=timezone.utc),
+     ["Mon 22 Jul", "Mon 29 Jul", "Thu 01 Aug", "Mon 05 Aug"]),
+    ("0 3 13 * fri", datetime(2024, 9, 1, tzinfo=timezone.utc),
+     ["Fri 06 Sep", "Fri 13 Sep", "Fri 20 Sep", "Fri 27 Sep", "Fri 04 Oct", "Fri 11 Oct",
+      "Sun 13 Oct"]),
+    # One restricted: only that one counts.
+    ("0 3 1 * *", datetime(2024, 7, 20, 12, tzinfo=timezone.utc),
+     ["Thu 01 Aug", "Sun 01 Sep"]),
+    ("0 3 * * mon", datetime(2024, 7, 30, 12, tzinfo=timezone.utc), ["Mon 05 Aug"]),
+])
+def test_local_trigger_ors_the_day_fields_as_cron_does(cron, start, expected):
+    trigger, now, fired = to_trigger(cron), start, []
+    for _ in expected:
+        now = trigger.get_next_fire_time(now if fired else None, now)
+        fired.append(now.strftime("%a %d %b"))
+    assert fired == expected
+
+
+def test_local_trigger_fires_at_now_and_then_strictly_later():
+    trigger = to_trigger("30 0 3 * * *")  # 6 fields, seconds first
+    tick = datetime(2024, 6, 2, 3, 0, 30, tzinfo=timezone.utc)
+    assert trigger.get_next_fire_time(None, tick) == tick
+    assert trigger.get_next_fire_time(tick, tick) == tick.replace(day=3)
