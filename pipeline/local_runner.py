@@ -16,6 +16,7 @@ from tfx import v1 as tfx
 from pipeline.abandoned_runs import cancel_abandoned_executions
 from pipeline.beam_workers import resolve_worker_count
 from pipeline.config import REMOTE_PREFIXES, ConfigError, PipelineConfig
+from components.versioned_pusher.serving_dir import serving_state
 from pipeline.pipeline import create_pipeline
 from pipeline.run_lock import hold_run_lock
 
@@ -131,6 +132,7 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
         try:
             tfx.orchestration.LocalDagRunner().run(create_pipeline(
                 config, metadata_connection_config=metadata, enable_cache=enable_cache,
+                serving_state=serving_state(config.serving_dir),
                 beam_pipeline_args=local_beam_args(config.beam_pipeline_args)))
         except Exception as error:
             if not disk_full(error, root):

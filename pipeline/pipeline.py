@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
+from components.code_version import code_version
 from components.image_example_gen import ImageExampleGen, describe_dataset, resolve_label_names
 from components.served_model.component import ServedModel
 from components.versioned_pusher import VersionedPusher
@@ -68,8 +69,8 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
              installed_code: bool, make: TrainerComponent,
              base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
-    custom_config = TrainerConfig(role=role, model=config.model, training=config.training,
-                                  label_names=labels, seed=config.seed)
+    custom_config = TrainerConfig.for_role(role, config.model, config.training, labels,
+                                           config.seed)
     transform = data["transform"]
     return make(
         **user_code(RUN_FN, installed_code),
@@ -86,12 +87,15 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
                     pipeline_root: str | None = None,
                     metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
-                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+                    enable_cache: bool = True,
+                    serving_state: str | None = None) -> tfx.dsl.Pipeline:
     """Build the pipeline of one config; orchestrator-specific settings come from the caller.
 
     `installed_code`: the Transform and Trainer import their functions from the installed
     packages instead of this checkout's module files (see `user_code`).
     `trainer_components`: by Trainer id, what makes that Trainer instead of TFX's own.
+    `serving_state`: the serving dir's latest version as the run starts, which keys the
+    served-model baseline's cache (a Kubeflow probe does this on the cluster).
     """
     def trainer(role: Role, data: dict[str, BaseNode], labels: list[str],
                 base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
@@ -119,8 +123,10 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
         eval_config=build_eval_config(len(target_labels),
                                       config.evaluation.min_accuracy,
                                       config.evaluation.margin)).with_id("evaluator")
-    served_model = ServedModel(candidate=transfer.outputs["model"],
-                               serving_dir=config.serving_dir).with_id("served_model")
+    served_model = ServedModel(
+        candidate=transfer.outputs["model"], serving_dir=config.serving_dir,
+        code_version=code_version("served_model", "versioned_pusher"),
+        serving_state=serving_state).with_id("served_model")
     served_evaluator = tfx.components.Evaluator(
         examples=target["example_gen"].outputs["examples"],
         model=transfer.outputs["model"],

@@ -1,8 +1,9 @@
 """The whole pipeline, for real: LocalDagRunner on Beam over a small Fashion-MNIST subset.
 
 One run trains and pushes; a second run with an impossible margin re-uses every cached
-component up to the Evaluator, and must neither bless nor push. `predict` then reads the pushed
-model through its raw-bytes signature.
+component but the Evaluators (the push changed what is served) and must neither bless nor
+push; a third with another fine-tuning learning rate retrains the transfer model alone.
+`predict` then reads the pushed model through its raw-bytes signature.
 """
 
 import json
@@ -81,12 +82,27 @@ def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
     assert "Component evaluator is finished" in result.stderr  # TFX's log, shown with -v
     report = _report(root)
     states = report["component_states"]
-    assert all(state == "cached" for node, state in states.items()
-               if node not in ("evaluator", "pusher")), states
-    assert states["evaluator"] == states["pusher"] == "complete"
+    # The first run's push changed what is served, so the served-model comparison re-runs.
+    rerun = ("served_model", "served_evaluator", "evaluator", "pusher")
+    assert all(state == "cached" for node, state in states.items() if node not in rerun), \
+        states
+    assert all(states[node] == "complete" for node in rerun), states
     assert not report["blessed"] and not report["pushed"]
     assert any("accuracy" in reason for reason in report["blessing_reasons"])
     assert sorted(os.listdir(root / "serving")) == versions
+
+
+def test_a_fine_tune_change_retrains_the_transfer_only(run_dir):
+    root, sets = run_dir
+    result = _tfx_transfer("run", "--config", CONFIG, *sets,
+                           "--set", "training.fine_tune.learning_rate=5.0e-5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = _report(root)["component_states"]
+    assert states["transfer_trainer"] == "complete"
+    # Pretraining (about 70 % of a run) and the baseline read nothing of fine_tune.
+    assert states["pretrain_trainer"] == states["scratch_trainer"] == "cached", states
+    assert all(state == "cached" for node, state in states.items()
+               if node.startswith(("source_", "target_"))), states
 
 
 def test_predict_reads_the_pushed_model(run_dir, tmp_path):

@@ -9,6 +9,7 @@ import tf_keras
 from tfx import types
 from tfx.types import standard_artifacts
 
+from components.code_version import code_version
 from components.versioned_pusher import PushError, VersionedPusher
 from components.versioned_pusher import executor as ex
 
@@ -194,7 +195,8 @@ def test_component_spec():
     assert set(pusher.inputs) == {"model", "model_blessing", "served_blessing"}
     assert set(pusher.outputs) == {"pushed_model"}
     assert pusher.outputs["pushed_model"].type == standard_artifacts.PushedModel
-    assert pusher.exec_properties == {"serving_dir": "/srv/models/clf", "keep_versions": 3}
+    assert pusher.exec_properties == {"serving_dir": "/srv/models/clf", "keep_versions": 3,
+                                      "code_version": code_version("versioned_pusher")}
 
 
 def test_component_without_served_blessing_and_bad_keep_versions():

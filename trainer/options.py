@@ -109,10 +109,32 @@ class TrainingConfig(_Strict):
 
 
 class TrainerConfig(_Strict):
-    """The `custom_config` of one Trainer component; the three differ only in `role`."""
+    """The `custom_config` of one Trainer component, and so part of its cache key."""
 
     role: Role
     model: ModelConfig
     training: TrainingConfig
     label_names: list[str] = Field(min_length=2)
     seed: int = 42
+
+    @classmethod
+    def for_role(cls, role: Role, model: ModelConfig, training: TrainingConfig,
+                 label_names: list[str], seed: int) -> "TrainerConfig":
+        """The settings `role` reads, with every other one at its default, so changing a
+        phase re-runs only the Trainers that train it (e.g. `fine_tune` leaves pretraining
+        cached). Scratch's phase is resolved here: by default it derives from the transfer's."""
+        defaults, model_defaults = TrainingConfig(), ModelConfig()
+        unused: dict[str, object] = {"pretrain": defaults.pretrain, "frozen": defaults.frozen,
+                                     "fine_tune": defaults.fine_tune, "scratch": None,
+                                     "cache_frozen_features": defaults.cache_frozen_features}
+        keep = {"pretrain": ("pretrain",), "transfer": ("frozen", "fine_tune",
+                                                        "cache_frozen_features"),
+                "scratch": ()}[role]
+        updates = {key: value for key, value in unused.items() if key not in keep}
+        if role == "scratch":
+            updates["scratch"] = training.scratch_phase()
+        model_updates = {} if role == "transfer" else {
+            "reuse_layers": model_defaults.reuse_layers, "weights": model_defaults.weights}
+        return cls(role=role, model=model.model_copy(update=model_updates),
+                   training=training.model_copy(update=updates), label_names=label_names,
+                   seed=seed)

@@ -6,6 +6,7 @@ from tfx.components.example_gen import component
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+from components.code_version import code_version
 from components.image_example_gen.custom_config import ExampleGenOptions, to_custom_config
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.layout import input_patterns
@@ -34,5 +35,6 @@ class ImageExampleGen(component.FileBasedExampleGen):
         super().__init__(
             input_base=dataset.path,
             input_config=make_input_config(dataset),
-            custom_config=to_custom_config(ExampleGenOptions(dataset, list(label_names), seed)),
+            custom_config=to_custom_config(ExampleGenOptions(dataset, list(label_names), seed),
+                                           code_version("image_example_gen")),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor))

@@ -26,10 +26,12 @@ class ExampleGenOptions:
                 "label_names": list(self.label_names), "seed": self.seed}
 
 
-def to_custom_config(options: ExampleGenOptions) -> example_gen_pb2.CustomConfig:
-    """FileBasedExampleGen takes a CustomConfig proto; a Struct carries the JSON dict."""
+def to_custom_config(options: ExampleGenOptions,
+                     code_version: str = "") -> example_gen_pb2.CustomConfig:
+    """FileBasedExampleGen takes a CustomConfig proto; a Struct carries the JSON dict, and
+    the executor's code version, which only keys the cache."""
     struct = struct_pb2.Struct()
-    struct.update(options.to_dict())
+    struct.update({**options.to_dict(), "code_version": code_version})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct)
     return config

@@ -23,13 +23,18 @@ SERVED_VERSION_PROPERTY = "served_version"
 @component
 def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
                 serving_dir: Parameter[str],
-                served_baseline: Parameter[str] = None) -> None:
+                served_baseline: Parameter[str] = None,
+                code_version: Parameter[str] = None,
+                serving_state: Parameter[str] = None) -> None:
     """Copy the served model into `model`; with nothing served, or the candidate served, the
     candidate itself, so the not-worse-than-served check compares it with itself and passes.
 
     `served_baseline` is what a Kubeflow probe found (`<version>@<identity>` or ""); unset,
-    the serving dir is read here.
+    the serving dir is read here. `code_version` and `serving_state` (the latest served
+    version when the run started) are read by nobody: they key the cache, so a code change or
+    a push or rollback since the last run re-runs this component.
     """
+    del code_version, serving_state
     candidate_dir = path_utils.serving_model_path(candidate.uri)
     if served_baseline is None:
         served_baseline = served.served_baseline(serving_dir, candidate_dir)

@@ -10,7 +10,10 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.system_executions import Deploy
 
+from components.code_version import code_version
 from components.versioned_pusher import executor
+
+CODE_VERSION_KEY = "code_version"
 
 
 class VersionedPusherSpec(types.ComponentSpec):
@@ -19,6 +22,8 @@ class VersionedPusherSpec(types.ComponentSpec):
     PARAMETERS = {
         executor.SERVING_DIR_KEY: ExecutionParameter(type=str),
         executor.KEEP_VERSIONS_KEY: ExecutionParameter(type=int),
+        # Only keys the cache: a change to this component's code re-runs it.
+        CODE_VERSION_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -53,6 +58,7 @@ class VersionedPusher(base_component.BaseComponent):
             served_blessing=served_blessing,
             serving_dir=serving_dir,
             keep_versions=keep_versions,
+            code_version=code_version("versioned_pusher"),
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         )
         super().__init__(spec=spec)

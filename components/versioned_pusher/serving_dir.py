@@ -51,15 +51,21 @@ def model_identity(model_dir: str) -> str:
     return hashlib.sha256(content).hexdigest()[:16]
 
 
+def serving_state(serving_dir: str) -> str:
+    """`<version>@<identity>` of the latest complete version, "" when nothing is served: what
+    a push or a rollback changes."""
+    versions = complete_versions(serving_dir)
+    if not versions:
+        return ""
+    return f"{versions[-1]}@{model_identity(posixpath.join(serving_dir, str(versions[-1])))}"
+
+
 def served_baseline(serving_dir: str, candidate_dir: str) -> str:
     """What the candidate must not be worse than: `<version>@<identity>` of the latest complete
     version, or "" when nothing is served or the candidate itself is (a comparison with itself,
     which it passes)."""
-    versions = complete_versions(serving_dir)
-    if not versions:
-        return ""
-    identity = model_identity(posixpath.join(serving_dir, str(versions[-1])))
-    return "" if identity == model_identity(candidate_dir) else f"{versions[-1]}@{identity}"
+    state = serving_state(serving_dir)
+    return "" if state.endswith(f"@{model_identity(candidate_dir)}") else state
 
 
 def copy_version(serving_dir: str, baseline: str, destination: str) -> None:

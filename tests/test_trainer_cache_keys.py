@@ -1,0 +1,74 @@
+"""Each Trainer's custom_config (its cache key) holds only what that Trainer reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import load_config
+from trainer.options import TrainerConfig
+
+CONFIG = "configs/fashion_mnist_ab.yaml"
+ROLES = ("pretrain", "transfer", "scratch")
+
+
+def _keys(*overrides: str) -> dict[str, dict]:
+    config = load_config(CONFIG, list(overrides))
+    return {role: TrainerConfig.for_role(role, config.model, config.training, ["a", "b"],
+                                         config.seed).model_dump() for role in ROLES}
+
+
+@pytest.mark.parametrize("override, changed", [
+    ("training.fine_tune.unfreeze=2", {"transfer"}),
+    ("training.fine_tune.learning_rate=1e-5", {"transfer"}),
+    # The default scratch budget is the transfer's epochs: it follows them.
+    ("training.fine_tune.epochs=12", {"transfer", "scratch"}),
+    ("training.frozen.epochs=9", {"transfer", "scratch"}),
+    ("training.cache_frozen_features=false", {"transfer"}),
+    ("training.pretrain.epochs=3", {"pretrain"}),
+    ("training.scratch={epochs: 7, learning_rate: 1.0e-3}", {"scratch"}),
+    ("model.reuse_layers=3", {"transfer"}),
+    ("training.batch_size=64", set(ROLES)),
+    ("model.dropout=0.2", set(ROLES)),
+    ("seed=7", set(ROLES)),
+])
+def test_a_change_reaches_only_the_trainers_that_read_it(override, changed):
+    before, after = _keys(), _keys(override)
+    assert {role for role in ROLES if before[role] != after[role]} == changed
+
+
+def test_scratch_trains_the_phase_it_would_have_trained():
+    config = load_config(CONFIG)
+    scratch = TrainerConfig.for_role("scratch", config.model, config.training, ["a", "b"], 1)
+    assert scratch.training.scratch_phase() == config.training.scratch_phase()
+    transfer = TrainerConfig.for_role("transfer", config.model, config.training, ["a", "b"], 1)
+    assert (transfer.training.frozen, transfer.training.fine_tune) == (
+        config.training.frozen, config.training.fine_tune)
+
+
+def test_a_components_code_is_in_its_cache_key(tmp_path, monkeypatch):
+    from components import code_version as module
+
+    package = tmp_path / "image_example_gen"
+    package.mkdir()
+    (package / "executor.py").write_text("VERSION = 1\n")
+    monkeypatch.setattr(module, "COMPONENTS", tmp_path)
+    module.code_version.cache_clear()
+    before = module.code_version("image_example_gen")
+    (package / "executor.py").write_text("VERSION = 2\n")
+    module.code_version.cache_clear()
+    assert module.code_version("image_example_gen") != before
+    module.code_version.cache_clear()
+
+
+def test_project_components_carry_their_code_version():
+    from components.code_version import code_version
+    from pipeline.pipeline import create_pipeline
+
+    config = load_config(CONFIG)
+    nodes = {node.id: node for node in create_pipeline(config, serving_state="7@abc").components}
+    custom = nodes["target_example_gen"].exec_properties["custom_config"]
+    assert code_version("image_example_gen") in str(custom)
+    assert nodes["pusher"].exec_properties["code_version"] == code_version("versioned_pusher")
+    served = nodes["served_model"].exec_properties
+    assert served["code_version"] == code_version("served_model", "versioned_pusher")
+    assert served["serving_state"] == "7@abc"
