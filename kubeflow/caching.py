@@ -7,8 +7,9 @@ the driver links the earlier execution's very artifacts to the new one
 inputs from outside the pipeline, which no key can see: each ExampleGen (its dataset, which
 gains spans) and `served-model` (the serving dir). Each gets an uncached probe before it
 (kubeflow/probes.py) whose output parameters become its inputs, so it reruns exactly when
-what it reads changed. The Pusher is never cached: it decides against the serving dir as it
-is now, and pushes nothing when the candidate is already served.
+what it reads changed. Everything else, the Pusher included, is cached as TFX caches it
+locally: a decision made once for the same inputs is not made again (so a rollback to a
+version the candidate was already compared with does not re-push it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from kubeflow.probes import SERVED_OUTPUTS, SPAN_OUTPUTS
 PROBE_COMMAND = ("python", "-m", "kubeflow.probes")
 INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 EXAMPLE_GENS = ("source-example-gen", "target-example-gen")
-SERVED_MODEL, PUSHER = "served-model", "pusher"
+SERVED_MODEL = "served-model"
 # A probe lists a folder or reads two small files.
 PROBE_RESOURCES = ResourceSpec(cpu_limit=1, memory_limit=2)
 # Which of its parameters a span probe reads from its ExampleGen.
@@ -100,11 +101,10 @@ def add_probes(spec: pb.PipelineSpec, deployment: pb.PipelineDeploymentConfig,
 
 
 def set_caching(spec: pb.PipelineSpec, enable_cache: bool) -> list[str]:
-    """Cache every task but the probes and the Pusher (when enable_cache); return the uncached."""
+    """Cache every task but the probes (when enable_cache); return the uncached."""
     uncached = []
     for name, task in sorted(spec.root.dag.tasks.items()):
-        task.caching_options.enable_cache = (enable_cache and name != PUSHER
-                                             and not name.endswith("-probe"))
+        task.caching_options.enable_cache = enable_cache and not name.endswith("-probe")
         if not task.caching_options.enable_cache:
             uncached.append(name)
     return uncached

@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+from components.versioned_pusher.executor import PUSH_RECORD_FILE
 from pipeline import run_history
 
 CURVE_PHASES = {"transfer_trainer": ("frozen", "fine_tune"), "scratch_trainer": ("scratch",),
@@ -59,6 +60,15 @@ def _describe_failure(failure) -> str:
                 f"needed at least {gain:+.4f}")
     bound = threshold.value_threshold.lower_bound.value
     return f"{failure.metric_key.name}: {value:.4f}, below the minimum {bound:.4f}"
+
+
+def _push_reasons(pushed_model_uri: str) -> list[str]:
+    """Why the Pusher pushed or didn't, from its push record."""
+    path = os.path.join(pushed_model_uri, PUSH_RECORD_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return list(json.load(f).get("reasons", []))
 
 
 def _blessing_reasons(evaluation_uri: str) -> list[str]:
@@ -124,7 +134,7 @@ def build_report(metadata_path: str, class_names: list[str],
         "component_seconds": {n: round(r.seconds, 1) for n, r in runs.items()},
         "component_states": {n: r.state for n, r in runs.items()},
         "blessed": False, "blessing_reasons": [], "pushed": False, "pushed_model_dir": None,
-        "metrics": {},
+        "push_reasons": [], "served_version": None, "metrics": {},
     }
     evaluation = _uri(runs, "evaluator", "evaluation")
     if evaluation:
@@ -135,9 +145,18 @@ def build_report(metadata_path: str, class_names: list[str],
     if blessing:
         report["blessed"] = _custom(blessing[0], "blessed") == 1
     pushed = runs.get("pusher") and runs["pusher"].outputs.get("pushed_model")
-    if pushed:
+    if pushed and runs["pusher"].state == "cached":
+        # An earlier run made this decision for the same inputs; this one pushed nothing.
+        report["push_reasons"] = ["cached: an earlier run decided for these same inputs "
+                                  f"({_custom(pushed[0], 'pushed_destination') or 'no push'})"]
+    elif pushed:
         report["pushed"] = _custom(pushed[0], "pushed") == 1
         report["pushed_model_dir"] = _custom(pushed[0], "pushed_destination") or None
+        report["push_reasons"] = _push_reasons(pushed[0].uri)
+    served = runs.get("served_model") and runs["served_model"].outputs.get("model")
+    if served:
+        # The version the candidate had to be no worse than; "" means only itself was served.
+        report["served_version"] = _custom(served[0], "served_version") or None
     report["histories"] = {
         node: {phase: read_history(uri, phase) for phase in phases}
         for node, phases in CURVE_PHASES.items()
@@ -162,13 +181,14 @@ def _render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
                       f"<td>{report['component_states'][n]}</td></tr>"
                       for n, s in report["component_seconds"].items())
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report["blessing_reasons"])
+    pushes = "".join(f"<li>pusher: {html.escape(r)}</li>" for r in report.get("push_reasons", []))
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tfx-transfer report {html.escape(report['run_id'])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
 td,th{{padding:2px 10px;text-align:left}}</style></head><body>
 <h1>Run {html.escape(report['run_id'])}</h1>
 <p><b>Blessed:</b> {report['blessed']} — <b>pushed to:</b>
-{html.escape(str(report['pushed_model_dir']))}</p><ul>{reasons}</ul>
+{html.escape(str(report['pushed_model_dir']))}</p><ul>{reasons}{pushes}</ul>
 <h2>Target test split</h2><table><tr><th>metric</th><th>transfer</th><th>baseline</th></tr>
 {rows}</table>
 <h2>Training curves</h2>{''.join(_img(p) for p in plots.values())}
@@ -204,4 +224,6 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(f"{verdict}; pushed to {report['pushed_model_dir']}" if report["pushed"]
                  else f"{verdict}; nothing pushed")
     lines += [f"  {reason}" for reason in report["blessing_reasons"]]
+    lines += [f"  pusher: {reason}" for reason in report.get("push_reasons", [])
+              if not report["pushed"] and reason.startswith(("already served", "cached"))]
     return "\n".join(lines)

@@ -36,3 +36,18 @@ def write_subset(dst: str, n_train: int, n_test: int) -> str:
             name = f"{prefix}-{kind}-ubyte.gz"
             write_idx(os.path.join(dst, name), read_idx(os.path.join(FASHION_MNIST_DIR, name))[:n])
     return dst
+
+
+def write_image_span(root, span: int, classes: dict[int, str], start: int,
+                     per_class: int) -> None:
+    """Images of the test file as root/span-<span>/<class name>/<index>.png: per class, the
+    per_class images after the first `start` of that class."""
+    from PIL import Image
+
+    images = read_idx(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
+    for label, name in classes.items():
+        folder = os.path.join(root, f"span-{span}", name)
+        os.makedirs(folder)
+        for index in np.flatnonzero(labels == label)[start:start + per_class]:
+            Image.fromarray(images[index]).save(os.path.join(folder, f"{index}.png"))

@@ -369,6 +369,17 @@ def test_span_folders_resolved_by_the_driver_or_the_executor(tmp_path):
                          for c, n in (("a", 5), ("b", 4)) for i in range(n)}
 
 
+def test_a_rolling_window_reads_the_newest_spans_together(tmp_path):
+    root = tmp_path / "spans"
+    for span, count in ((1, 2), (2, 3), (4, 4)):  # span 3 is missing: it is skipped
+        image_files.write_image_folder(root / f"span-{span}", {"a": count, "b": count})
+    for spans, expected in ((1, 8), (2, 8), (3, 14), (10, 18)):
+        dataset = DatasetConfig(format="image_folder", path=str(root), spans=spans)
+        examples = run(tmp_path / f"window-{spans}", dataset, ["a", "b"])
+        assert examples.mlmd_artifact.custom_properties["span"].int_value == 4
+        assert sum(split_counts(examples).values()) == expected, spans
+
+
 # Component and helpers ------------------------------------------------------------------------
 
 def test_component_patterns_and_custom_config(tmp_path):

@@ -224,7 +224,7 @@ def test_spans_and_the_served_model_are_probed_on_every_run(compiled):
     tasks = spec.root.dag.tasks
     uncached = {name for name, task in tasks.items() if not task.caching_options.enable_cache}
     assert uncached == {"source-example-gen-probe", "target-example-gen-probe",
-                        "served-model-probe", "pusher"}
+                        "served-model-probe"}
     for example_gen in ("source-example-gen", "target-example-gen"):
         parameters = tasks[example_gen].inputs.parameters
         for key in ("span", "input_fingerprint", "input_config"):

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from components.image_example_gen.custom_config import ExampleGenOptions
 from components.image_example_gen.errors import DatasetError
-from components.image_example_gen.layout import require_directory, single_pattern
+from components.image_example_gen.layout import (require_directory, single_pattern,
+                                                 window_patterns)
 from components.image_example_gen.records import IMAGE_EXTENSIONS, Item, split_by_hash
 
 
@@ -71,11 +72,14 @@ def _to_item(entry: tuple[str, str], eval_fraction: float, test_fraction: float)
 def read_image_folder(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, str],
                       options: ExampleGenOptions) -> beam.PCollection:
     """Items for every file in the class folders; the bytes are read once a class is kept."""
-    pattern = single_pattern(patterns)
-    files = list_class_files(input_base, pattern)
-    root = os.path.join(input_base, os.path.dirname(os.path.dirname(pattern))).rstrip("/")
-    check_class_folders(root, sorted(files), options.dataset.class_names, options.label_names)
-    entries = [(path, name) for name, paths in sorted(files.items()) for path in paths]
+    entries = []
+    for pattern in window_patterns(input_base, single_pattern(patterns),
+                                   options.dataset.spans):
+        files = list_class_files(input_base, pattern)
+        root = os.path.join(input_base, os.path.dirname(os.path.dirname(pattern))).rstrip("/")
+        check_class_folders(root, sorted(files), options.dataset.class_names,
+                            options.label_names)
+        entries += [(path, name) for name, paths in sorted(files.items()) for path in paths]
     dataset = options.dataset
     return (pipeline
             | "ListImages" >> beam.Create(entries)

@@ -52,3 +52,14 @@ def single_pattern(patterns: dict[str, str]) -> str:
     if len(distinct) != 1:
         raise ValueError(f"train, eval and test must read the same files here; got {patterns}")
     return distinct[0]
+
+
+def window_patterns(input_base: str, pattern: str, spans: int) -> list[str]:
+    """A resolved `span-<S>/...` pattern widened to the newest `spans` spans up to S that
+    exist (a rolling window); other patterns, or `spans` 1, stay as they are."""
+    match = re.match(r"^span-(\d+)/(.*)$", pattern)
+    if match is None or spans == 1:
+        return [pattern]
+    newest, rest = int(match.group(1)), match.group(2)
+    return [f"span-{span}/{rest}" for span in range(max(0, newest - spans + 1), newest + 1)
+            if tf.io.gfile.isdir(f"{input_base.rstrip('/')}/span-{span}")]

@@ -39,6 +39,11 @@ class DatasetConfig(BaseModel):
         "(image folders, tfrecords).",
     )
     on_bad_image: Literal["fail", "skip"] = "fail"
+    spans: int = Field(
+        default=1, ge=1, le=10_000, description="Image folders and TFRecords in span-<N>/ "
+        "folders: how many of the newest spans are read together (a rolling window). A new "
+        "span re-ingests; spans are snapshots, so a change inside an older one of the window "
+        "is not noticed.")
     max_class_imbalance: float | None = Field(
         default=None, ge=1,
         description="Label checks after splitting: every class must be in every split, and in "

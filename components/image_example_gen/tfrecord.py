@@ -11,7 +11,8 @@ from google.protobuf.message import DecodeError
 
 from components.image_example_gen.custom_config import ExampleGenOptions
 from components.image_example_gen.errors import DatasetError
-from components.image_example_gen.layout import require_directory, single_pattern
+from components.image_example_gen.layout import (require_directory, single_pattern,
+                                                 window_patterns)
 from components.image_example_gen.records import Item, name_of_label, split_by_hash
 
 
@@ -74,7 +75,9 @@ def _parse(record: bytes, image_key: str, label_key: str) -> tuple[bytes | None,
 def read_tfrecords(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, str],
                    options: ExampleGenOptions) -> beam.PCollection:
     """Items of every record in the matched files, read in parallel by file."""
-    files = list_record_files(input_base, single_pattern(patterns))
+    files = [path for pattern in window_patterns(input_base, single_pattern(patterns),
+                                                 options.dataset.spans)
+             for path in list_record_files(input_base, pattern)]
     return (pipeline
             | "ListRecordFiles" >> beam.Create(files)
             | "SpreadFiles" >> beam.Reshuffle()
