@@ -57,7 +57,7 @@ def one_frozen_phase(config: TrainerConfig, shape: tuple, data: Splits,
     tf.keras.utils.set_random_seed(config.seed)
     base = (pretrained_base(config.model, shape, base_model) if base_model
             else build_base(config.model, shape))
-    model, head = classifier(base, config, reused=True)
+    model, head = classifier(base, config)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         frozen_phase(model, base, head, len(base_layers(base)), data, config.training, run_dir,

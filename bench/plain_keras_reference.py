@@ -142,11 +142,10 @@ def build_base(architecture: str) -> keras.Model:
     return keras.Model(inputs, x, name="base")
 
 
-def with_head(base: keras.Model, classes: int, base_training: bool | None) -> keras.Model:
-    """base -> Dense softmax; `base_training=False` pins a reused base's BatchNorm stats."""
+def with_head(base: keras.Model, classes: int) -> keras.Model:
+    """base -> Dense softmax. A frozen BatchNorm layer normalises with its moving statistics."""
     inputs = keras.Input((28, 28, 1))
-    features = base(inputs, training=base_training)
-    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(features))
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(base(inputs)))
 
 
 def fit(model: keras.Model, stage: tuple[float, int, int | None], train: Arrays, val: Arrays,
@@ -182,7 +181,7 @@ def timed(stage: Callable[[], object]) -> tuple[object, float]:
 def pretrain(arch: str, data: Data, recipe: Recipe) -> tuple[keras.Model, dict]:
     """Model A on the 8 classes; returns its base and a result record."""
     base = build_base(arch)
-    model = with_head(base, 8, None)
+    model = with_head(base, 8)
     ran, seconds = timed(lambda: fit(model, recipe.pretrain, data.a_train, data.a_eval,
                                      recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     return base, {"seconds": seconds, "epochs": ran, "eval_accuracy": accuracy(model, data.a_eval)}
@@ -196,20 +195,22 @@ def copy_base(base: keras.Model) -> keras.Model:
 
 
 def thaw_top(base: keras.Model, unfreeze: int | None) -> None:
-    """Make the top `unfreeze` weighted layers of the base trainable (None: all of them)."""
+    """Make the top `unfreeze` layers with weights of the base trainable (None: all of them),
+    the pipeline's count: BatchNorm layers are not counted and stay frozen."""
     base.trainable = True
-    if unfreeze is None:
-        return
-    weighted = [layer for layer in base.layers if layer.weights]
-    for layer in weighted[:len(weighted) - unfreeze]:
-        layer.trainable = False
+    weighted = [layer for layer in base.layers
+                if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    count = len(weighted) if unfreeze is None else min(unfreeze, len(weighted))
+    thawed = weighted[len(weighted) - count:]
+    for layer in base.layers:
+        layer.trainable = layer in thawed
 
 
 def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Data,
                          recipe: Recipe, unfreeze: int | None = None) -> dict:
     """Frozen + fine-tune phases on a copy of base A, then the scratch baseline."""
     base = copy_base(base_a)
-    model = with_head(base, 2, False)
+    model = with_head(base, 2)
     base.trainable = False
     ran_f, t_f = timed(lambda: fit(model, recipe.frozen, train, data.b_eval, recipe.optimizer,
                                    reduce_lr=recipe.reduce_lr_patience))
@@ -217,7 +218,7 @@ def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Da
     ran_t, t_t = timed(lambda: fit(model, recipe.fine_tune, train, data.b_eval,
                                    recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     transfer_acc = accuracy(model, data.test)
-    scratch = with_head(build_base(arch), 2, None)
+    scratch = with_head(build_base(arch), 2)
     ran_s, t_s = timed(lambda: fit(scratch, recipe.scratch, train, data.b_eval,
                                    recipe.optimizer, recipe.scratch_warmup,
                                    recipe.reduce_lr_patience))
@@ -228,7 +229,7 @@ def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Da
 
 def frozen_uncached(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple) -> None:
     base = copy_base(base_a)
-    model = with_head(base, 2, False)
+    model = with_head(base, 2)
     base.trainable = False
     fit(model, stage, train, val)
 

@@ -46,7 +46,7 @@ _WORKER = textwrap.dedent("""
     data = tf.data.Dataset.from_tensor_slices((images[..., None] / 255.0, labels))
     data = data.shuffle(len(labels), seed=0).batch(batch_size)
     with strategy.scope():
-        model, _ = classifier(build_base(config.model, (28, 28, 1)), config, reused=False)
+        model, _ = classifier(build_base(config.model, (28, 28, 1)), config)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 
     class EpochTimes(keras.callbacks.Callback):

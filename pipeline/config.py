@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,10 @@ class PipelineConfig(_Strict):
     name: str = Field(pattern=PIPELINE_NAME_PATTERN, max_length=63,
                       description="Pipeline name; Kubeflow's V2 runner needs [a-z0-9][a-z0-9-]*.")
     seed: int = 42
+    target_seed: int | None = Field(
+        default=None, description="Seed of the target side alone (its label sample, the "
+        "transfer and scratch Trainers); None: `seed`. Varying it leaves the source and "
+        "pretraining cached, as `tfx-transfer study` does.")
     pipeline_root: str = Field(description="Artifacts, metadata and reports of runs go here.")
     serving_dir: str = Field(description="Blessed models are pushed to <serving_dir>/<version>/.")
     keep_versions: int = Field(default=5, ge=1, description="Pushed versions kept in serving_dir.")
@@ -114,18 +119,46 @@ class PipelineConfig(_Strict):
         return self.model.weights is None
 
     @property
+    def target_side_seed(self) -> int:
+        """The seed of the target's ImageExampleGen and of the transfer and scratch Trainers."""
+        return self.seed if self.target_seed is None else self.target_seed
+
+    @property
     def metadata_path(self) -> str:
         return os.path.join(self.pipeline_root, "metadata.sqlite")
 
 
+def _section_model(model: type[BaseModel] | None, name: str) -> type[BaseModel] | None:
+    """The config class of section `name` of `model`, if it is one (also inside `X | None`)."""
+    field = model.model_fields.get(name) if model is not None else None
+    if field is None:
+        return None
+    annotation = field.annotation
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _section_defaults(model: type[BaseModel] | None, name: str) -> dict[str, Any]:
+    """What section `name` holds when the config leaves it out: its default's values."""
+    field = model.model_fields.get(name) if model is not None else None
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return default.model_dump() if isinstance(default, BaseModel) else {}
+
+
 def _set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
-    node = data
+    """Set `a.b.c` in `data`; a section the config leaves out starts from its defaults, so
+    `--set training.frozen.epochs=60` changes that one field of the default `frozen`."""
+    node, model = data, PipelineConfig
     *parents, leaf = dotted_key.split(".")
     for part in parents:
-        child = node.setdefault(part, {})
+        if part not in node:
+            node[part] = _section_defaults(model, part)
+        child = node[part]
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted_key}: {part!r} is not a section")
-        node = child
+        node, model = child, _section_model(model, part)
     node[leaf] = value
 
 
@@ -201,16 +234,16 @@ def _check_dataset(key: str, dataset: DatasetConfig) -> None:
         problem = imbalance_problem(selected, dataset.max_class_imbalance)
         if problem:
             raise ConfigError(f"{key}.max_class_imbalance: {dataset.path}: {problem}")
-    if dataset.label_budget is None:
-        return
     available = sum(selected.values())
-    train_share = 1 - dataset.eval_fraction - (
-        0 if dataset.format == "idx" else dataset.test_fraction)
-    if dataset.label_budget > available * train_share:
-        raise ConfigError(
-            f"{key}.label_budget: {dataset.label_budget} training images asked for, but "
-            f"{dataset.path} has about {int(available * train_share)} in the train split "
-            f"of classes {labels}")
+    shares = {"train": 1 - dataset.eval_fraction - (
+        0 if dataset.format == "idx" else dataset.test_fraction), "eval": dataset.eval_fraction}
+    for split, budget_key in (("train", "label_budget"), ("eval", "eval_label_budget")):
+        budget = getattr(dataset, budget_key)
+        if budget is not None and budget > available * shares[split]:
+            raise ConfigError(
+                f"{key}.{budget_key}: {budget} {split} images asked for, but {dataset.path} "
+                f"has about {int(available * shares[split])} in the {split} split of "
+                f"classes {labels}")
 
 
 def check_datasets(config: PipelineConfig) -> None:

@@ -39,11 +39,16 @@ def label_names(dataset: DatasetConfig) -> list[str]:
     return resolve_label_names(dataset, describe_dataset(dataset))
 
 
+def _seed(config: PipelineConfig, side: str) -> int:
+    """The seed of the source side (source data, pretraining) or of the target side."""
+    return config.seed if side in ("source", "pretrain") else config.target_side_seed
+
+
 def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
             installed_code: bool) -> dict[str, BaseNode]:
     """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset."""
     example_gen = ImageExampleGen(dataset=getattr(config, dataset), label_names=labels,
-                                  seed=config.seed).with_id(f"{dataset}_example_gen")
+                                  seed=_seed(config, dataset)).with_id(f"{dataset}_example_gen")
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"]).with_id(f"{dataset}_statistics_gen")
     schema_gen = tfx.components.SchemaGen(
@@ -70,7 +75,7 @@ def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labe
              installed_code: bool, make: TrainerComponent,
              base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
     custom_config = TrainerConfig.for_role(role, config.model, config.training, labels,
-                                           config.seed)
+                                           _seed(config, role))
     transform = data["transform"]
     return make(
         **user_code(RUN_FN, installed_code),

@@ -5,9 +5,12 @@ import copy
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, load_config, parse_config
+from pathlib import Path
 
-DEFAULT = "configs/fashion_mnist_ab.yaml"
+from pipeline.config import ConfigError, load_config, parse_config
+from trainer.options import TrainingConfig
+
+DEFAULT = Path("configs/fashion_mnist_ab.yaml")
 
 
 @pytest.fixture
@@ -32,6 +35,28 @@ def test_overrides_are_parsed_as_yaml():
     assert config.training.fine_tune.unfreeze == 2
     assert config.target.label_budget is None
     assert config.evaluation.margin == pytest.approx(0.01)
+
+
+def test_an_override_merges_into_a_section_the_config_leaves_at_its_defaults(tmp_path):
+    data = yaml.safe_load(DEFAULT.read_text())
+    del data["training"]
+    path = tmp_path / "no_training.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path, ["training.frozen.epochs=60", "kubeflow.image=repo/x:1"])
+    defaults = TrainingConfig()
+    assert config.training.frozen.epochs == 60
+    assert config.training.frozen.learning_rate == defaults.frozen.learning_rate
+    assert config.training.fine_tune == defaults.fine_tune
+    assert config.kubeflow.image == "repo/x:1"
+    # A section given in the file keeps its own values beside the override.
+    config = load_config(DEFAULT, ["training.frozen.epochs=60"])
+    assert config.training.frozen.learning_rate == 3e-3
+    assert config.training.pretrain.epochs == 10
+
+
+def test_an_override_into_a_section_without_defaults_names_the_missing_key(tmp_path):
+    with pytest.raises(ConfigError, match="training.scratch.learning_rate: Field required"):
+        load_config(DEFAULT, ["training.scratch.epochs=3"])
 
 
 @pytest.mark.parametrize("override, message", [

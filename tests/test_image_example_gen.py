@@ -135,25 +135,22 @@ def test_source_task_keeps_eight_classes_relabelled(fashion, tmp_path):
     assert skipped(examples) == []
 
 
-def test_target_task_budget_is_stratified_and_deterministic(fashion, tmp_path):
+def test_target_task_budgets_are_stratified_and_deterministic(fashion, tmp_path):
     dataset = DatasetConfig(format="idx", path=str(fashion), class_names=FASHION,
-                            classes=["Sandal", "Shirt"], label_budget=20)
+                            classes=["Sandal", "Shirt"], label_budget=20, eval_label_budget=7)
     first_run = run(tmp_path / "a", dataset, ["Sandal", "Shirt"])
     first = read_all(first_run)
     _, train_labels = fashion_arrays(fashion, "train")
     _, test_labels = fashion_arrays(fashion, "t10k")
-    available = collections.Counter()
-    expected_eval = 0
+    available = {"train": collections.Counter(), "eval": collections.Counter()}
     for index, label in enumerate(train_labels):
         if label in (5, 6):
-            in_eval = unit_hash(f"train#{index}") < dataset.eval_fraction
-            expected_eval += in_eval
-            available[int(label) - 5] += not in_eval
-    train_per_class = collections.Counter(fields(example)[1] for example in first["train"])
-    assert len(first["train"]) == 20
-    assert train_per_class == stratified_quotas(dict(available), 20)
-    assert abs(train_per_class[0] - train_per_class[1]) <= 2  # ~10 / 10
-    assert len(first["eval"]) == expected_eval
+            split = "eval" if unit_hash(f"train#{index}") < dataset.eval_fraction else "train"
+            available[split][int(label) - 5] += 1
+    for split, budget in (("train", 20), ("eval", 7)):
+        per_class = collections.Counter(fields(example)[1] for example in first[split])
+        assert len(first[split]) == budget
+        assert per_class == stratified_quotas(dict(available[split]), budget)
     assert len(first["test"]) == int(np.isin(test_labels, [5, 6]).sum())
 
     def records(examples):  # the order within a split is shuffled by TFX's WriteSplit
@@ -175,6 +172,9 @@ def test_budget_larger_than_the_training_split_fails(tmp_path):
     with pytest.raises(DatasetError, match=rf"{tmp_path / 'data'}: label_budget 100 exceeds the "
                                            r"\d+ training examples .*a: \d+, b: \d+"):
         run(tmp_path / "out", dataset, ["a", "b"])
+    dataset = dataset.model_copy(update={"label_budget": None, "eval_label_budget": 30})
+    with pytest.raises(DatasetError, match=r"eval_label_budget 30 exceeds the \d+ eval examples"):
+        run(tmp_path / "out2", dataset, ["a", "b"])
 
 
 def test_describe_fashion_mnist_reads_headers_and_labels_only():

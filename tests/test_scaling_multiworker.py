@@ -133,7 +133,7 @@ def untrained_base_model(task: fx.Task, uri: Path) -> str:
     """A pretrain Model artifact holding only the Keras file the transfer reads, of random
     weights: training it first would add a minute and prove nothing more here."""
     config = fx.trainer_config("pretrain", task)
-    model, _ = classifier(build_base(config.model, (28, 28, 1)), config, reused=False)
+    model, _ = classifier(build_base(config.model, (28, 28, 1)), config)
     save_keras_model(model, keras_model_path(str(uri / "Format-Serving")))
     return str(uri)
 
@@ -147,7 +147,7 @@ def two_workers(tmp_path_factory) -> Path:
     # but its extraction adds a minute here.
     config = fx.trainer_config("transfer", task, cache_frozen_features=False,
                                frozen={"epochs": 1, "learning_rate": 3e-3},
-                               fine_tune={"epochs": 1, "learning_rate": 1e-3, "unfreeze": 4})
+                               fine_tune={"epochs": 1, "learning_rate": 1e-3, "unfreeze": 1})
     job = {"examples": task.examples.uri, "transform_graph": task.transform_graph.uri,
            "base_model": untrained_base_model(task, root / "pretrain"),
            "out": str(root / "out"), "config": config.model_dump(), "vertex_keys": VERTEX_KEYS}

@@ -6,7 +6,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from trainer.architectures import (application_base, assemble, base_layers, build_augmentation,
-                                   build_head, cnn_base, count_reused, dense_base)
+                                   build_head, cnn_base, count_reused, dense_base,
+                                   reusable_layers)
 from trainer.devices import make_deterministic
 from trainer.image_inputs import Splits
 from trainer.module import classifier, reused_base
@@ -29,9 +30,15 @@ def test_cnn_base_has_three_batchnorm_conv_blocks():
     assert [layer.name for layer in base_layers(base)] == [
         "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2",
         "conv3", "bn3", "relu3", "global_pool"]
-    assert count_reused(base, "all") == 12 and count_reused(base, 4) == 4
-    with pytest.raises(ValueError, match="has 12 layers"):
-        count_reused(base, 13)
+    assert [[layer.name for layer in unit] for unit in reusable_layers(base)] == [
+        ["conv1", "bn1"], ["conv2", "bn2"], ["conv3", "bn3"]]
+    assert count_reused(base, "all") == 3 and count_reused(base, 2) == 2
+    with pytest.raises(ValueError, match="has 3 layers with weights"):
+        count_reused(base, 4)
+
+
+def test_the_dense_base_counts_its_five_hidden_layers():
+    assert count_reused(dense_base((28, 28, 1)), "all") == 5
 
 
 def test_head_pools_feature_maps_and_outputs_float32_under_mixed_precision():
@@ -49,8 +56,8 @@ def test_augmentation_acts_in_training_only():
         AugmentationConfig(flip="horizontal", rotation=0.1, zoom=0.1), seed=1)
     assert build_augmentation(AugmentationConfig(), seed=1) is None
     base, head = dense_base((28, 28, 1)), build_head((50,), 2, 0.0)
-    augmented = assemble(base, head, augmentation, base_in_inference_mode=False)
-    plain = assemble(base, head, None, base_in_inference_mode=False)
+    augmented = assemble(base, head, augmentation)
+    plain = assemble(base, head, None)
     images = tf.random.uniform([4, 28, 28, 1], seed=2)
     np.testing.assert_array_equal(augmented(images, training=False), plain(images))
     assert not np.allclose(augmentation(images, training=True), images)
@@ -75,11 +82,11 @@ def test_mobilenet_v2_loads_local_weights_freezes_and_fine_tunes(tmp_path):
         "training": {"batch_size": 8, "frozen": {"epochs": 1, "learning_rate": 1e-2},
                      "fine_tune": {"epochs": 1, "learning_rate": 1e-3, "unfreeze": 10}}})
     base, n_reused = reused_base(config.model, (32, 32, 3), base_model=None)
-    assert n_reused == len(base_layers(base))
+    assert n_reused == len(reusable_layers(base))
     for loaded, saved in zip(base.weights, source.weights):
         np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
 
-    model, head = classifier(base, config, reused=True)
+    model, head = classifier(base, config)
     images = tf.random.uniform([16, 32, 32, 3], -1, 1, seed=4)
     labels = tf.constant([0, 1] * 8, tf.int64)
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
@@ -89,6 +96,7 @@ def test_mobilenet_v2_loads_local_weights_freezes_and_fine_tunes(tmp_path):
     assert all(np.array_equal(w.numpy(), start[w.name]) for w in base.weights)
 
     fine_tune_phase(model, base, n_reused, splits, config.training, str(tmp_path))
-    top = {w.name for layer in base_layers(base)[-10:] for w in layer.trainable_weights}
+    top = {w.name for unit in reusable_layers(base)[-10:] for layer in unit
+           if not isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights}
     changed = {w.name for w in base.weights if not np.array_equal(w.numpy(), start[w.name])}
     assert changed and changed <= top

@@ -11,10 +11,14 @@ CONFIG = "configs/fashion_mnist_ab.yaml"
 ROLES = ("pretrain", "transfer", "scratch")
 
 
-def _keys(*overrides: str) -> dict[str, dict]:
-    config = load_config(CONFIG, list(overrides))
-    return {role: TrainerConfig.for_role(role, config.model, config.training, ["a", "b"],
-                                         config.seed).model_dump() for role in ROLES}
+def _keys(*overrides: str) -> dict[str, str]:
+    """The custom_config of each Trainer (by role) and ExampleGen of the built pipeline."""
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(load_config(CONFIG, list(overrides)))
+    return {component.id.removesuffix("_trainer"): str(component.exec_properties[
+        "custom_config"]) for component in pipeline.components
+        if component.id.endswith(("_trainer", "_example_gen"))}
 
 
 @pytest.mark.parametrize("override, changed", [
@@ -29,11 +33,15 @@ def _keys(*overrides: str) -> dict[str, dict]:
     ("model.reuse_layers=3", {"transfer"}),
     ("training.batch_size=64", set(ROLES)),
     ("model.dropout=0.2", set(ROLES)),
-    ("seed=7", set(ROLES)),
+    ("seed=7", {*ROLES, "source_example_gen", "target_example_gen"}),
+    # A study's seeds: the target's sample and Trainers change, the source side stays cached.
+    ("target_seed=7", {"transfer", "scratch", "target_example_gen"}),
+    ("target.eval_label_budget=40", {"target_example_gen"}),
 ])
-def test_a_change_reaches_only_the_trainers_that_read_it(override, changed):
+def test_a_change_reaches_only_the_components_that_read_it(override, changed):
     before, after = _keys(), _keys(override)
-    assert {role for role in ROLES if before[role] != after[role]} == changed
+    assert before.keys() == {*ROLES, "source_example_gen", "target_example_gen"}
+    assert {key for key in before if before[key] != after[key]} == changed
 
 
 def test_scratch_trains_the_phase_it_would_have_trained():

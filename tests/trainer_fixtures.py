@@ -209,7 +209,7 @@ def trainer_config(role: str, task: Task, model: dict | None = None,
         "label_names": task.label_names,
         "training": {"batch_size": 16, "pretrain": {"epochs": 2, "learning_rate": 3e-3},
                      "frozen": {"epochs": 2, "learning_rate": 3e-3},
-                     "fine_tune": {"epochs": 2, "learning_rate": 1e-4, "unfreeze": 4,
+                     "fine_tune": {"epochs": 2, "learning_rate": 1e-4, "unfreeze": 1,
                                    "early_stopping_patience": 1},
                      **training}})
 

@@ -1,8 +1,7 @@
 """The networks: a base (feature extractor) and a head (classifier), each its own sub-model.
 
 Every classifier is `image_xf → [augmentation] → base → head`. The base is a separate
-keras.Model named 'base' so the transfer phases can freeze and unfreeze it as one piece
-and call it with `training=False`; the head is a keras.Model named 'head' so the frozen
+keras.Model named 'base' so the transfer phases can freeze and unfreeze its layers; the head is a keras.Model named 'head' so the frozen
 phase can train it alone on cached base outputs.
 """
 
@@ -81,29 +80,47 @@ def build_base(config: ModelConfig, input_shape: ImageShape,
 
 
 def base_layers(base: keras.Model) -> list[keras.layers.Layer]:
-    """The base's layers bottom to top, without its input layer: what reuse/unfreeze count."""
+    """The base's layers bottom to top, without its input layer."""
     return [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
+def reusable_layers(base: keras.Model) -> list[list[keras.layers.Layer]]:
+    """What `reuse_layers` and `unfreeze` count, bottom to top: each layer with weights,
+    together with the BatchNormalization layers that normalise its output (the cnn has 3:
+    conv1+bn1, conv2+bn2, conv3+bn3; the dense base 5). Layers without weights (ReLU,
+    pooling) carry nothing to reuse and are not counted."""
+    units: list[list[keras.layers.Layer]] = []
+    for layer in base_layers(base):
+        if not layer.weights:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization) and units:
+            units[-1].append(layer)
+        else:
+            units.append([layer])
+    return units
+
+
 def count_reused(base: keras.Model, reuse_layers: int | str) -> int:
-    """How many bottom layers `reuse_layers` ('all' or a number) means for this base."""
-    n_layers = len(base_layers(base))
+    """How many of the base's reusable layers `reuse_layers` ('all' or a number) means."""
+    n_layers = len(reusable_layers(base))
     if reuse_layers == "all":
         return n_layers
     if reuse_layers > n_layers:
-        raise ValueError(f"reuse_layers={reuse_layers}, but the base has {n_layers} layers")
+        raise ValueError(f"reuse_layers={reuse_layers}, but the base has {n_layers} layers "
+                         "with weights")
     return reuse_layers
 
 
 def copy_bottom_layers(source: keras.Model, target: keras.Model, n_layers: int) -> None:
-    """Copy the weights of the bottom `n_layers` layers of `source` into `target` (same design)."""
-    source_layers, target_layers = base_layers(source), base_layers(target)
-    if len(source_layers) != len(target_layers):
-        raise ValueError(f"the pretrained base has {len(source_layers)} layers, this "
-                         f"architecture {len(target_layers)}: was it pretrained with "
+    """Copy the weights of the bottom `n_layers` reusable layers of `source` into `target`."""
+    source_units, target_units = reusable_layers(source), reusable_layers(target)
+    if [len(unit) for unit in source_units] != [len(unit) for unit in target_units]:
+        raise ValueError(f"the pretrained base has {len(source_units)} layers with weights, "
+                         f"this architecture {len(target_units)}: was it pretrained with "
                          "another architecture?")
-    for source_layer, target_layer in zip(source_layers[:n_layers], target_layers):
-        target_layer.set_weights(source_layer.get_weights())
+    for source_unit, target_unit in zip(source_units[:n_layers], target_units):
+        for source_layer, target_layer in zip(source_unit, target_unit):
+            target_layer.set_weights(source_layer.get_weights())
 
 
 def build_head(feature_shape: tuple[int, ...], n_classes: int, dropout: float) -> keras.Model:
@@ -134,13 +151,13 @@ def build_augmentation(config: AugmentationConfig, seed: int) -> keras.Model | N
     return keras.Sequential(layers, name="augmentation")
 
 
-def assemble(base: keras.Model, head: keras.Model, augmentation: keras.Model | None,
-             *, base_in_inference_mode: bool) -> keras.Model:
-    """`image_xf → [augmentation] → base → head`, sharing the base's and head's layers."""
+def assemble(base: keras.Model, head: keras.Model,
+             augmentation: keras.Model | None) -> keras.Model:
+    """`image_xf → [augmentation] → base → head`, sharing the base's and head's layers.
+
+    The base runs in the mode of the call: BatchNorm layers that are not trainable normalise
+    with their moving statistics and never update them (Keras' rule), which is how the
+    transfer phases keep a reused layer's statistics (see trainer/phases.py)."""
     inputs = keras.Input(base.input_shape[1:], name=TRANSFORMED_IMAGE_KEY)
     x = augmentation(inputs) if augmentation is not None else inputs
-    # A pretrained base keeps its BatchNorm statistics: training=False pins its BatchNorm
-    # layers to inference mode even once fine-tuning makes them trainable, so a few small
-    # target batches cannot overwrite statistics learnt on the large source set.
-    features = base(x, training=False) if base_in_inference_mode else base(x)
-    return keras.Model(inputs, head(features), name="classifier")
+    return keras.Model(inputs, head(base(x)), name="classifier")

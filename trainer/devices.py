@@ -41,10 +41,16 @@ def use_mixed_precision(requested: bool) -> bool:
     return enabled
 
 
-def make_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic, so runs repeat."""
+def make_deterministic(seed: int, deterministic: bool | None = None) -> bool:
+    """Seed Python, NumPy and TensorFlow; with `deterministic` (None: when no GPU is visible,
+    where it costs little) also make TF ops deterministic, so runs repeat bit for bit.
+    Returns whether ops were made deterministic."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic is None:
+        deterministic = not tf.config.list_physical_devices("GPU")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return deterministic
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

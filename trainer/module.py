@@ -29,12 +29,11 @@ from trainer.phases import fine_tune_phase, fit, frozen_phase
 from trainer.serving_signatures import export_serving_model
 
 
-def classifier(base: keras.Model, config: TrainerConfig,
-               reused: bool) -> tuple[keras.Model, keras.Model]:
+def classifier(base: keras.Model, config: TrainerConfig) -> tuple[keras.Model, keras.Model]:
     """The full model on `base` with a new head, and that head."""
     head = build_head(base.output_shape[1:], len(config.label_names), config.model.dropout)
     augmentation = build_augmentation(config.training.augmentation, config.seed)
-    return assemble(base, head, augmentation, base_in_inference_mode=reused), head
+    return assemble(base, head, augmentation), head
 
 
 def pretrained_base(model_config: ModelConfig, input_shape: ImageShape,
@@ -64,7 +63,7 @@ def pretrain(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape
              strategy: tf.distribute.Strategy) -> keras.Model:
     """Train the whole architecture on the source task."""
     with strategy.scope():
-        model, _ = classifier(build_base(config.model, input_shape), config, reused=False)
+        model, _ = classifier(build_base(config.model, input_shape), config)
     fit(model, splits, "pretrain", config.training.pretrain, config.training,
         fn_args.model_run_dir)
     return model
@@ -75,7 +74,7 @@ def transfer(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape
     """Reuse the pretrained base under a new head: frozen phase, then fine-tune phase."""
     with strategy.scope():
         base, n_reused = reused_base(config.model, input_shape, fn_args.base_model)
-        model, head = classifier(base, config, reused=True)
+        model, head = classifier(base, config)
     frozen_phase(model, base, head, n_reused, splits, config.training, fn_args.model_run_dir,
                  config.seed)
     fine_tune_phase(model, base, n_reused, splits, config.training, fn_args.model_run_dir)
@@ -86,7 +85,7 @@ def scratch(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape:
             strategy: tf.distribute.Strategy) -> keras.Model:
     """The baseline: the transfer model's architecture from random weights, one phase."""
     with strategy.scope():
-        model, _ = classifier(build_base(config.model, input_shape), config, reused=False)
+        model, _ = classifier(build_base(config.model, input_shape), config)
     fit(model, splits, "scratch", config.training.scratch_phase(), config.training,
         fn_args.model_run_dir)
     return model
@@ -106,7 +105,7 @@ def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point; fn_args.custom_config is a TrainerConfig dump."""
     config = trainer_config(fn_args.custom_config)
     strategy = choose_strategy()  # First: a multi-worker strategy must precede other TF calls.
-    make_deterministic(config.seed)
+    make_deterministic(config.seed, config.training.deterministic)
     use_mixed_precision(config.training.mixed_precision)
     # Every worker of a cluster trains and logs, but only the chief's logs are kept.
     fn_args.model_run_dir = model_dir_for(strategy, fn_args.model_run_dir)

@@ -95,6 +95,10 @@ class TrainingConfig(_Strict):
         default=True, description="Train the frozen phase's head on features computed once.")
     augmentation: AugmentationConfig = AugmentationConfig()
     mixed_precision: bool = Field(default=False, description="mixed_float16 when a GPU is used.")
+    deterministic: bool | None = Field(
+        default=None, description="Deterministic TF ops, so a run repeats bit for bit. None: "
+        "on without a GPU (cheap on CPU), off with one, where deterministic kernels are slower "
+        "and some ops have none.")
     reduce_lr_patience: int | None = Field(default=2, ge=1)
 
     def scratch_phase(self) -> PhaseConfig:

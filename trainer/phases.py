@@ -6,8 +6,10 @@
 2. `fine_tune_phase`: the top `unfreeze` reused layers thaw and train with the head at a
    low learning rate, stopping early on the eval split and keeping the best weights.
 
-In both, the base runs in inference mode (see architectures.assemble): its BatchNorm layers
-normalise with the pretrained statistics and never update them.
+`reuse_layers` and `unfreeze` count the base's layers with weights, a BatchNorm layer going
+with the layer it normalises (architectures.reusable_layers). A reused BatchNorm layer stays
+frozen in both phases, so it normalises with the pretrained statistics and never updates
+them; re-initialised layers above the reused ones train as fresh layers, statistics included.
 Pretraining and the from-scratch baseline are one ordinary `fit` each, of every layer.
 Every phase logs to `<model_run_dir>/<phase>/`: TensorBoard events and `history.csv`.
 """
@@ -21,7 +23,7 @@ import tf_keras as keras
 from absl import logging
 
 from trainer import bottleneck_cache
-from trainer.architectures import base_layers
+from trainer.architectures import reusable_layers
 from trainer.image_inputs import Splits
 from trainer.options import FineTuneConfig, PhaseConfig, TrainingConfig
 
@@ -77,28 +79,30 @@ def fit(model: keras.Model, splits: Splits, name: str, phase: PhaseConfig,
               callbacks=train_callbacks(name, phase, training, run_dir), verbose=2)
 
 
-def _freeze_bottom(base: keras.Model, n_frozen: int) -> None:
-    """Make the bottom `n_frozen` layers of the base non-trainable and all above trainable."""
-    base.trainable = True  # Sets every layer; the loop then has the last word.
-    for layer in base_layers(base)[:n_frozen]:
-        layer.trainable = False
-
-
 def freeze(base: keras.Model, n_reused: int) -> None:
-    """Freeze the reused layers (all of the base by default); re-initialised ones still train."""
-    _freeze_bottom(base, n_reused)
+    """Freeze the bottom `n_reused` reusable layers; the re-initialised ones above train,
+    their BatchNorm statistics included."""
+    base.trainable = True  # Sets every layer; the loop then has the last word.
+    for unit in reusable_layers(base)[:n_reused]:
+        for layer in unit:
+            layer.trainable = False
 
 
 def unfreeze_top(base: keras.Model, n_reused: int, unfreeze: int | str) -> None:
-    """Thaw the top `unfreeze` ('all' or a number) of the reused layers."""
+    """Thaw the top `unfreeze` ('all' or a number) of the reused layers. Their BatchNorm
+    layers stay frozen: a few small target batches must not overwrite statistics learnt on
+    the source (Keras' fine-tuning guide keeps them frozen the same way)."""
+    freeze(base, n_reused)
     thawed = n_reused if unfreeze == "all" else min(unfreeze, n_reused)
-    _freeze_bottom(base, n_reused - thawed)
+    for unit in reusable_layers(base)[n_reused - thawed:n_reused]:
+        for layer in unit:
+            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def can_cache(base: keras.Model, n_reused: int, training: TrainingConfig) -> bool:
     """Caching needs a base that is wholly frozen and no random augmentation in front of it."""
     return (training.cache_frozen_features and not training.augmentation.enabled
-            and n_reused == len(base_layers(base)))
+            and n_reused == len(reusable_layers(base)))
 
 
 def frozen_phase(model: keras.Model, base: keras.Model, head: keras.Model, n_reused: int,

@@ -118,6 +118,10 @@ def build_splits(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, s
     if dataset.label_budget is not None:
         kept["train"] = kept["train"] | "LabelBudget" >> SampleBudget(
             dataset.label_budget, options.seed, options.label_names, dataset.path)
+    if dataset.eval_label_budget is not None:
+        kept["eval"] = kept["eval"] | "EvalLabelBudget" >> SampleBudget(
+            dataset.eval_label_budget, options.seed, options.label_names, dataset.path,
+            "eval_label_budget", "eval")
     examples = {split: kept[split] | f"Serialized[{split}]" >> beam.Map(_serialized)
                 for split in SPLITS}
     _write_stats(kept, results[_UNSELECTED], results[_SKIPPED], stats_path)

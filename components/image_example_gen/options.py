@@ -28,8 +28,13 @@ class DatasetConfig(BaseModel):
     )
     label_budget: int | None = Field(
         default=None, gt=0,
-        description="At most this many training images, a seeded stratified sample. "
-        "Eval and test keep all of theirs.",
+        description="At most this many training images, a seeded stratified sample.",
+    )
+    eval_label_budget: int | None = Field(
+        default=None, gt=0,
+        description="At most this many eval images (what early stopping and the learning-rate "
+        "schedule watch), sampled like label_budget. None keeps all of them; test keeps all "
+        "of its images either way, being only for judging.",
     )
     eval_fraction: float = Field(default=1 / 12, gt=0, lt=1,
                                  description="Share of the training data held out for eval.")

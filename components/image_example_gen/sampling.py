@@ -1,4 +1,4 @@
-"""The label budget: a seeded, stratified, deterministic sample of the training split."""
+"""The label budgets: seeded, stratified, deterministic samples of the train and eval splits."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ def stratified_quotas(counts: dict[int, int], budget: int) -> dict[int, int]:
 
 
 def _checked_quotas(counts: dict[int, int], budget: int, label_names: list[str],
-                    dataset_path: str) -> dict[int, int]:
+                    where: tuple[str, str, str]) -> dict[int, int]:
+    dataset_path, key, split = where
     total = sum(counts.values())
     if budget > total:
         per_class = ", ".join(f"{name}: {counts.get(label, 0)}"
                               for label, name in enumerate(label_names))
-        raise DatasetError(f"{dataset_path}: label_budget {budget} exceeds the {total} training "
+        raise DatasetError(f"{dataset_path}: {key} {budget} exceeds the {total} {split} "
                            f"examples of the selected classes ({per_class})")
     return stratified_quotas(counts, budget)
 
@@ -48,14 +49,16 @@ def _is_chosen(kept: Kept, chosen: dict[str, None]) -> bool:
 
 
 class SampleBudget(beam.PTransform):
-    """Keeps `budget` training examples: per class the quota's smallest budget_rank."""
+    """Keeps `budget` examples of a split: per class the quota's smallest budget_rank.
+    `key` and `split` name the budget in errors (label_budget, train)."""
 
-    def __init__(self, budget: int, seed: int, label_names: list[str], dataset_path: str):
+    def __init__(self, budget: int, seed: int, label_names: list[str], dataset_path: str,
+                 key: str = "label_budget", split: str = "training"):
         super().__init__()
         self._budget = budget
         self._seed = seed
         self._label_names = label_names
-        self._dataset_path = dataset_path
+        self._where = (dataset_path, key, split)
 
     def expand(self, train: beam.PCollection) -> beam.PCollection:
         # Only (label, rank, key) travel through the counting and ranking, never images.
@@ -64,7 +67,7 @@ class SampleBudget(beam.PTransform):
                   | "CountPerClass" >> beam.combiners.Count.PerKey()
                   | "CountsToDict" >> beam.combiners.ToDict()
                   | "Quotas" >> beam.Map(_checked_quotas, self._budget, self._label_names,
-                                         self._dataset_path))
+                                         self._where))
         # No class's quota exceeds the budget, so the budget smallest per class suffice.
         chosen = (ranked
                   | "SmallestPerClass" >> beam.combiners.Top.SmallestPerKey(self._budget)
