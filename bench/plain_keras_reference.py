@@ -1,7 +1,8 @@
-"""Plain-Keras reference for the Fashion-MNIST A->B transfer experiment (Géron, ch. 11).
+"""Plain-Keras reference for Fashion-MNIST transfer experiments (Géron, ch. 11, by default).
 
 No TFX and no project imports: this is what the pipeline's accuracies and timings are
-compared against. Task A = the 8 classes without sandal/shirt; task B = sandal vs shirt.
+compared against. Task B = the `--target` classes (default sandal vs shirt), task A = the
+other classes of Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
-SANDAL, SHIRT = 5, 6
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+           "Bag", "Ankle boot")
 EVAL_FRACTION = 1 / 12
 BATCH = 32
 QUICK_SIZES = {"a_train": 2000, "a_eval": 500, "b_eval": 200, "test": 400}
@@ -61,6 +63,7 @@ class Data:
     b_pool: Arrays  # B's training split before the label budget
     b_pool_index: np.ndarray  # their indices in the train file: the budget ranks these
     b_eval: Arrays
+    b_eval_index: np.ndarray  # their indices in the train file: an eval budget ranks these
     test: Arrays
 
 
@@ -83,23 +86,28 @@ def scaled(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
-def load_data(quick: bool) -> Data:
-    """Task A and B splits; eval = train indices whose hash falls below 1/12."""
+def load_data(quick: bool, target: tuple[str, ...] = ("Sandal", "Shirt")) -> Data:
+    """Task A (the other classes) and task B (`target`, labelled in that order) splits;
+    eval = train indices whose hash falls below 1/12."""
     x, y = read_idx("images", "train"), read_idx("labels", "train")
     held_out = np.array([unit_hash(f"train#{i}") < EVAL_FRACTION for i in range(len(y))])
-    is_b = (y == SANDAL) | (y == SHIRT)
-    a_labels = np.array([c - (c > SANDAL) - (c > SHIRT) for c in range(10)])  # 0..7 in order
+    b_ids = [FASHION.index(name) for name in target]
+    a_ids = [c for c in range(len(FASHION)) if c not in b_ids]
+    relabel = np.zeros(len(FASHION), np.int64)  # original class -> label of its task
+    relabel[a_ids], relabel[b_ids] = np.arange(len(a_ids)), np.arange(len(b_ids))
+    is_b = np.isin(y, b_ids)
     a_train, a_eval = (~is_b & ~held_out), (~is_b & held_out)
     xt, yt = read_idx("images", "t10k"), read_idx("labels", "t10k")
-    t = (yt == SANDAL) | (yt == SHIRT)
+    t = np.isin(yt, b_ids)
     data = Data(
-        a_train=(scaled(x[a_train]), a_labels[y[a_train]]),
+        a_train=(scaled(x[a_train]), relabel[y[a_train]]),
         a_train_index=np.flatnonzero(a_train),
-        a_eval=(scaled(x[a_eval]), a_labels[y[a_eval]]),
-        b_pool=(scaled(x[is_b & ~held_out]), (y[is_b & ~held_out] == SHIRT).astype(np.int64)),
+        a_eval=(scaled(x[a_eval]), relabel[y[a_eval]]),
+        b_pool=(scaled(x[is_b & ~held_out]), relabel[y[is_b & ~held_out]]),
         b_pool_index=np.flatnonzero(is_b & ~held_out),
-        b_eval=(scaled(x[is_b & held_out]), (y[is_b & held_out] == SHIRT).astype(np.int64)),
-        test=(scaled(xt[t]), (yt[t] == SHIRT).astype(np.int64)))
+        b_eval=(scaled(x[is_b & held_out]), relabel[y[is_b & held_out]]),
+        b_eval_index=np.flatnonzero(is_b & held_out),
+        test=(scaled(xt[t]), relabel[yt[t]]))
     if quick:  # deterministic prefixes: enough to exercise every code path
         for name, n in QUICK_SIZES.items():
             setattr(data, name, tuple(a[:n] for a in getattr(data, name)))
@@ -178,10 +186,14 @@ def timed(stage: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
+def n_classes(arrays: Arrays) -> int:
+    return len(np.unique(arrays[1]))
+
+
 def pretrain(arch: str, data: Data, recipe: Recipe) -> tuple[keras.Model, dict]:
-    """Model A on the 8 classes; returns its base and a result record."""
+    """Model A on the source classes; returns its base and a result record."""
     base = build_base(arch)
-    model = with_head(base, 8)
+    model = with_head(base, n_classes(data.a_train))
     ran, seconds = timed(lambda: fit(model, recipe.pretrain, data.a_train, data.a_eval,
                                      recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     return base, {"seconds": seconds, "epochs": ran, "eval_accuracy": accuracy(model, data.a_eval)}
@@ -206,20 +218,21 @@ def thaw_top(base: keras.Model, unfreeze: int | None) -> None:
         layer.trainable = layer in thawed
 
 
-def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Data,
-                         recipe: Recipe, unfreeze: int | None = None) -> dict:
-    """Frozen + fine-tune phases on a copy of base A, then the scratch baseline."""
+def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, val: Arrays,
+                         data: Data, recipe: Recipe, unfreeze: int | None = None) -> dict:
+    """Frozen + fine-tune phases on a copy of base A, then the scratch baseline; both
+    validate on `val` (the eval split, or its budgeted sample)."""
     base = copy_base(base_a)
-    model = with_head(base, 2)
+    model = with_head(base, n_classes(data.test))
     base.trainable = False
-    ran_f, t_f = timed(lambda: fit(model, recipe.frozen, train, data.b_eval, recipe.optimizer,
+    ran_f, t_f = timed(lambda: fit(model, recipe.frozen, train, val, recipe.optimizer,
                                    reduce_lr=recipe.reduce_lr_patience))
     thaw_top(base, unfreeze)  # fit() recompiles, which the trainable change needs
-    ran_t, t_t = timed(lambda: fit(model, recipe.fine_tune, train, data.b_eval,
+    ran_t, t_t = timed(lambda: fit(model, recipe.fine_tune, train, val,
                                    recipe.optimizer, reduce_lr=recipe.reduce_lr_patience))
     transfer_acc = accuracy(model, data.test)
-    scratch = with_head(build_base(arch), 2)
-    ran_s, t_s = timed(lambda: fit(scratch, recipe.scratch, train, data.b_eval,
+    scratch = with_head(build_base(arch), n_classes(data.test))
+    ran_s, t_s = timed(lambda: fit(scratch, recipe.scratch, train, val,
                                    recipe.optimizer, recipe.scratch_warmup,
                                    recipe.reduce_lr_patience))
     return {"transfer_accuracy": transfer_acc, "scratch_accuracy": accuracy(scratch, data.test),
@@ -229,7 +242,7 @@ def transfer_and_scratch(arch: str, base_a: keras.Model, train: Arrays, data: Da
 
 def frozen_uncached(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple) -> None:
     base = copy_base(base_a)
-    model = with_head(base, 2)
+    model = with_head(base, n_classes(val))
     base.trainable = False
     fit(model, stage, train, val)
 
@@ -238,7 +251,7 @@ def frozen_cached(base_a: keras.Model, train: Arrays, val: Arrays, stage: tuple)
     # Bottleneck caching: the frozen base is a fixed function, so run it once per image.
     features = [(base_a.predict(x, batch_size=256, verbose=0), y) for x, y in (train, val)]
     head = keras.Sequential([keras.Input(features[0][0].shape[1:]),
-                             keras.layers.Dense(2, activation="softmax")])
+                             keras.layers.Dense(n_classes(val), activation="softmax")])
     fit(head, stage, features[0], features[1])
 
 
@@ -280,7 +293,7 @@ def print_table(results: dict) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Pretrain once per seed, then transfer + scratch for every budget and unfreeze count."""
     tf.config.experimental.enable_op_determinism()
-    data = load_data(args.quick)
+    data = load_data(args.quick, tuple(args.target))
     recipe = QUICK_RECIPE if args.quick else RECIPES[args.recipe]
     if args.source_budget is not None:  # the pipeline's source.label_budget
         picked = stratified_sample(data.a_train[1], data.a_train_index, args.source_budget,
@@ -296,17 +309,23 @@ def run(args: argparse.Namespace) -> dict:
         base_a, results["pretrain"][str(seed)] = pretrain(args.architecture, data, recipe)
         print(f"seed {seed}: pretrain {results['pretrain'][str(seed)]}", flush=True)
         pool = (data.b_pool[1], data.b_pool_index)
+        val = data.b_eval
+        if args.eval_budget is not None:  # the pipeline's target.eval_label_budget
+            kept = stratified_sample(data.b_eval[1], data.b_eval_index, args.eval_budget, seed)
+            val = (data.b_eval[0][kept], data.b_eval[1][kept])
         for budget, unfreeze in combos:
             picked = stratified_sample(*pool, budget, seed)
             train = (data.b_pool[0][picked], data.b_pool[1][picked])
             keras.utils.set_random_seed(seed)  # a result must not depend on earlier ones
-            record = transfer_and_scratch(args.architecture, base_a, train, data, recipe,
+            record = transfer_and_scratch(args.architecture, base_a, train, val, data, recipe,
                                           None if unfreeze == "all" else int(unfreeze))
+            record["labels"] = {"train": len(train[1]), "eval": len(val[1]),
+                                "test": len(data.test[1])}
             results["runs"][f"{budget}/{unfreeze}"]["seeds"][str(seed)] = record
             print(f"seed {seed} budget {budget} unfreeze {unfreeze}: {record}", flush=True)
             if args.time_caching and seed == args.seeds[0] and str(budget) not in \
                     results["caching"]:
-                results["caching"][str(budget)] = time_caching(base_a, train, data.b_eval,
+                results["caching"][str(budget)] = time_caching(base_a, train, val,
                                                                recipe.frozen)
     for entry in results["runs"].values():
         entry["summary"] = summarize(entry["seeds"])
@@ -324,6 +343,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--unfreeze", nargs="+", default=["all"],
                         help="weighted base layers thawed for fine-tuning, from the top "
                         "('all' or numbers; several: the how-much-to-reuse table)")
+    parser.add_argument("--target", nargs="+", default=["Sandal", "Shirt"], choices=FASHION,
+                        metavar="CLASS", help="task B's classes in label order; task A is "
+                        "the rest (default: Sandal Shirt)")
+    parser.add_argument("--eval-budget", type=int,
+                        help="task B eval images (stratified sample, as target.eval_label_budget; "
+                        "default: the whole eval split)")
     parser.add_argument("--source-budget", type=int,
                         help="task A training images (stratified sample, as source.label_budget)")
     parser.add_argument("--time-caching", action="store_true",

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
@@ -73,6 +74,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _report(config, args.run)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from pipeline import study
+
+    grid = study.Grid(budgets=tuple(args.budgets), seeds=tuple(args.seeds),
+                      reuse_layers=tuple(args.reuse_layers), unfreeze=tuple(args.unfreeze),
+                      eval_share=args.eval_share)
+    base = load_config(args.config, args.set)
+    study_dir = os.path.join(base.pipeline_root, "studies",
+                             args.id or study.study_id(args.config, args.set, grid))
+    configs = study.cell_configs(args.config, args.set, grid, study_dir)
+    print(f"Study of pipeline {base.name!r} in {study_dir} (the same command resumes it)",
+          file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        terminal = sys.stderr if args.verbose else stack.enter_context(
+            output_to_log(os.path.join(study_dir, "study.log")))
+        install_progress(args.verbose, sys.stderr)  # component lines: into the log unless -v
+        from pipeline.local_runner import run_local
+
+        results = study.run_study(configs, Path(study_dir), run_local, terminal)
+    paths = study.write_study_report(results, Path(study_dir))
+    print(study.table(study.summarize(results)))
+    print(f"study: {paths['markdown']}")
+    return 0
+
+
+def _knob(value: str) -> str:
+    if value != "all" and not (value.isdigit() and int(value) > 0):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected 'all' or a positive number")
+    return value
+
+
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0 < share < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected a share between 0 and 1")
+    return share
+
+
+def _add_study_command(commands: argparse._SubParsersAction) -> None:
+    from pipeline.study import DEFAULT_BUDGETS, DEFAULT_EVAL_SHARE, DEFAULT_SEEDS
+
+    parser = commands.add_parser(
+        "study", help="Transfer vs scratch over label budgets x seeds: table and learning "
+        "curve in <pipeline_root>/studies/<id>/.")
+    _add_config_args(parser)
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS),
+                        help="Labelled target images per cell, train + eval "
+                        f"(default: {' '.join(map(str, DEFAULT_BUDGETS))}).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+                        help="target_seed values; the source side keeps the config's seed.")
+    parser.add_argument("--eval-share", type=_share, default=DEFAULT_EVAL_SHARE,
+                        help="Share of each budget in the eval split (at least one image "
+                        f"per class; default {DEFAULT_EVAL_SHARE}).")
+    parser.add_argument("--reuse-layers", type=_knob, nargs="+", default=["all"],
+                        help="model.reuse_layers values to compare ('all' or numbers).")
+    parser.add_argument("--unfreeze", type=_knob, nargs="+", default=["all"],
+                        help="training.fine_tune.unfreeze values to compare.")
+    parser.add_argument("--id", help="Study directory name (default: a hash of the config, "
+                        "overrides and grid, so the same command resumes).")
+    parser.set_defaults(handler=cmd_study)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pipeline.predict import predict_files
 
@@ -113,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="A SavedModel dir, or a serving dir (its latest version is used).")
     predict.add_argument("images", nargs="+", help="Image files (PNG, JPEG, BMP, GIF).")
     predict.set_defaults(handler=cmd_predict)
+
+    _add_study_command(commands)
 
     validate = commands.add_parser("validate-config",
                                    help="Check a config and its datasets without running.")

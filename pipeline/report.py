@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+from components.image_example_gen.executor import SPLIT_COUNTS_PROPERTY
 from components.versioned_pusher.executor import PUSH_RECORD_FILE
 from pipeline import run_history
 
@@ -71,7 +72,7 @@ def _push_reasons(pushed_model_uri: str) -> list[str]:
         return list(json.load(f).get("reasons", []))
 
 
-def _blessing_reasons(evaluation_uri: str) -> list[str]:
+def blessing_reasons(evaluation_uri: str) -> list[str]:
     """Why TFMA's validation failed, one line per failed threshold."""
     import tensorflow_model_analysis as tfma
 
@@ -79,6 +80,30 @@ def _blessing_reasons(evaluation_uri: str) -> list[str]:
     return [_describe_failure(failure)
             for per_slice in result.metric_validations_per_slice
             for failure in per_slice.failures]
+
+
+def _split_counts(runs: dict, node: str) -> dict[str, int] | None:
+    artifacts = runs[node].outputs.get("examples") if node in runs else None
+    counts = _custom(artifacts[0], SPLIT_COUNTS_PROPERTY) if artifacts else None
+    return json.loads(counts) if counts else None
+
+
+def label_accounting(runs: dict) -> dict[str, Any]:
+    """The labelled images each Trainer used, per split (eval steers early stopping and the
+    learning rate, so its labels count), the source labels the transfer model used through
+    pretraining, and the test images both target models were judged on."""
+    source = _split_counts(runs, "source_example_gen")
+    target = _split_counts(runs, "target_example_gen")
+    labels: dict[str, Any] = {}
+    if source:
+        labels["pretrain"] = {"train": source["train"], "eval": source["eval"]}
+    if target:
+        used = {"train": target["train"], "eval": target["eval"]}
+        labels["transfer"] = {**used, **(
+            {"source": source["train"] + source["eval"]} if source else {})}
+        labels["scratch"] = dict(used)
+        labels["test"] = target["test"]
+    return labels
 
 
 def read_history(model_run_uri: str, phase: str) -> list[dict[str, float]]:
@@ -135,12 +160,13 @@ def build_report(metadata_path: str, class_names: list[str],
         "component_states": {n: r.state for n, r in runs.items()},
         "blessed": False, "blessing_reasons": [], "pushed": False, "pushed_model_dir": None,
         "push_reasons": [], "served_version": None, "metrics": {},
+        "labels": label_accounting(runs),
     }
     evaluation = _uri(runs, "evaluator", "evaluation")
     if evaluation:
         report["metrics"] = read_metrics(evaluation)
         _name_classes(report["metrics"], class_names)
-        report["blessing_reasons"] = _blessing_reasons(evaluation)
+        report["blessing_reasons"] = blessing_reasons(evaluation)
     blessing = runs.get("evaluator") and runs["evaluator"].outputs.get("blessing")
     if blessing:
         report["blessed"] = _custom(blessing[0], "blessed") == 1
@@ -182,6 +208,10 @@ def _render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
                       for n, s in report["component_seconds"].items())
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report["blessing_reasons"])
     pushes = "".join(f"<li>pusher: {html.escape(r)}</li>" for r in report.get("push_reasons", []))
+    labels = "".join(f"<tr><td>{model}</td>" + "".join(
+        f"<td>{report['labels'][model].get(split, '-')}</td>"
+        for split in ("train", "eval", "source")) + "</tr>"
+        for model in ("pretrain", "transfer", "scratch") if model in report.get("labels", {}))
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tfx-transfer report {html.escape(report['run_id'])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
@@ -191,6 +221,9 @@ td,th{{padding:2px 10px;text-align:left}}</style></head><body>
 {html.escape(str(report['pushed_model_dir']))}</p><ul>{reasons}{pushes}</ul>
 <h2>Target test split</h2><table><tr><th>metric</th><th>transfer</th><th>baseline</th></tr>
 {rows}</table>
+<h2>Labels used</h2><table><tr><th>model</th><th>train</th><th>eval</th>
+<th>source, through pretraining</th></tr>{labels}</table>
+<p>Both target models judged on {report.get('labels', {}).get('test', '-')} test images.</p>
 <h2>Training curves</h2>{''.join(_img(p) for p in plots.values())}
 <h2>Components</h2><table>{timings}</table></body></html>"""
 
@@ -212,6 +245,19 @@ def write_report(report: dict[str, Any], out_dir: str) -> dict[str, str]:
     return paths
 
 
+def _label_lines(labels: dict[str, Any]) -> list[str]:
+    """Labelled images per model and split, for the terminal."""
+    if "transfer" not in labels:
+        return []
+    lines = [f"{'labels used':<18}{'train':>10}{'eval':>10}{'+source':>10}"]
+    for model in ("transfer", "scratch"):
+        counts = labels[model]
+        lines.append(f"{model:<18}{counts['train']:>10}{counts['eval']:>10}"
+                     f"{counts.get('source', '-'):>10}")
+    lines.append(f"judged on {labels['test']} test images")
+    return lines
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A few lines for the terminal."""
     lines = [f"{'':<18}{'transfer':>10}{'baseline':>10}"]
@@ -220,6 +266,7 @@ def summary_table(report: dict[str, Any]) -> str:
         if any(v is not None for v in values):
             lines.append(f"{name:<18}" + "".join(
                 f"{v:>10.4f}" if v is not None else f"{'-':>10}" for v in values))
+    lines += _label_lines(report.get("labels", {}))
     verdict = "blessed" if report["blessed"] else "NOT blessed"
     lines.append(f"{verdict}; pushed to {report['pushed_model_dir']}" if report["pushed"]
                  else f"{verdict}; nothing pushed")

@@ -7,7 +7,7 @@ import yaml
 
 from pathlib import Path
 
-from pipeline.config import ConfigError, load_config, parse_config
+from pipeline.config import ConfigError, check_datasets, load_config, parse_config
 from trainer.options import TrainingConfig
 
 DEFAULT = Path("configs/fashion_mnist_ab.yaml")
@@ -26,6 +26,20 @@ def test_embedded_default_is_the_classic_split():
     assert "Sandal" not in config.source.classes and "Shirt" not in config.source.classes
     assert len(config.source.classes) == 8
     assert config.pretrains
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")), ids=str)
+def test_every_shipped_config_loads_and_its_datasets_check(path):
+    check_datasets(load_config(path))
+
+
+def test_the_harder_benchmark_counts_200_labels_and_keeps_its_classes_out_of_the_source():
+    config = load_config("configs/fashion_mnist_shirt_tshirt.yaml")
+    assert config.target.classes == ["T-shirt/top", "Shirt"]
+    assert config.target.label_budget + config.target.eval_label_budget == 200
+    assert not set(config.source.classes) & set(config.target.classes)
+    assert len(config.source.classes) == 8
+    assert config.training == TrainingConfig()  # the defaults users get
 
 
 def test_overrides_are_parsed_as_yaml():

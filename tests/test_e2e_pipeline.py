@@ -33,7 +33,7 @@ def run_dir(tmp_path_factory):
     overrides = [
         f"source.path={data}", f"target.path={data}",
         f"pipeline_root={root / 'pipeline'}", f"serving_dir={root / 'serving'}",
-        "target.label_budget=40",
+        "target.label_budget=40", "target.eval_label_budget=20",
         "training.pretrain.epochs=4", "training.frozen.epochs=3",
         "training.fine_tune.epochs=6", "training.fine_tune.early_stopping_patience=3",
         "evaluation.min_accuracy=0.5",
@@ -70,6 +70,15 @@ def test_run_trains_evaluates_and_pushes(run_dir):
     assert {"Sandal", "Shirt"} == set(transfer["per_class"])
     assert report["histories"]["transfer_trainer"]["frozen"]
     assert "accuracy" in result.stdout and "pushed to" in result.stdout
+
+    labels = report["labels"]
+    pretrain = labels["pretrain"]
+    assert pretrain["train"] > 0 and pretrain["eval"] > 0
+    assert labels["transfer"] == {"train": 40, "eval": 20,
+                                  "source": pretrain["train"] + pretrain["eval"]}
+    assert labels["scratch"] == {"train": 40, "eval": 20}
+    assert labels["test"] == transfer["example_count"]
+    assert f"judged on {labels['test']} test images" in result.stdout
 
 
 def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
