@@ -46,9 +46,15 @@ for budget in 4392 21962; do
     --workdir "$WORK/cnn-source-$budget" --source-budget "$budget" \
     --out "$OUT/pipeline_vs_plain_cnn_source_$budget.json"
 done
-# 3: how many reused layers to fine-tune (CNN weighted layers: 2 per conv block).
+# 3: how many reused layers to fine-tune (the CNN has 3 layers with weights, BatchNorm counted
+# with its conv; unfreeze_cnn.json predates that count, see docs/benchmarks.md section 3).
 step unfreeze_cnn $PY bench/plain_keras_reference.py --seeds 0 1 2 3 4 --architecture cnn \
-  --unfreeze 0 2 4 all --out "$OUT/unfreeze_cnn.json"
+  --unfreeze 0 1 2 all --out "$OUT/unfreeze_cnn.json"
+# Few labels: transfer recipes on the harder pair, then at other budgets and on footwear.
+# recipe_ablation.py resumes cell by cell from its output file, so it always runs.
+$PY bench/recipe_ablation.py --tasks shirt_tshirt_200 --seeds 0 1 2 --workdir "$WORK/recipes"
+$PY bench/recipe_ablation.py --variants defaults fixed_epochs frozen_100 --seeds 0 1 2 \
+  --tasks shirt_tshirt_50 shirt_tshirt_1000 footwear_100 --workdir "$WORK/recipes"
 # Scale-out figures of docs/scaling.md.
 step scaling_multiworker $PY bench/scaling_multiworker.py --repeats 3 \
   --out "$OUT/scaling_multiworker.json"

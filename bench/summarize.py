@@ -180,10 +180,36 @@ def serving_latency(results: dict) -> str:
                                  f"{results['load_average_1min']:.1f}"])
 
 
+def recipe_ablation(results: dict) -> str:
+    """Variant x task: both test accuracies, the smallest per-seed error ratio, wins."""
+    rows = ["| variant | task | transfer % | scratch % | error ratio per seed | transfer wins |",
+            "|---|---|---|---|---|---|"]
+    for variant, tasks in results["summary"].items():
+        for task, row in tasks.items():
+            ratios = ", ".join(f"{value:.2f}" for value in row["error_ratios"])
+            rows.append(f"| {variant} | {task} | {pct(row['transfer'])} | {pct(row['scratch'])} "
+                        f"| {ratios} | {row['wins']} of {row['seeds']} |")
+    return "\n".join(rows)
+
+
+def study(results: dict) -> str:
+    """A `tfx-transfer study` table, as study.md has it."""
+    from pipeline.study import table
+
+    meets = "; ".join(f"{variant}: scratch catches up from {budget} labels" if budget
+                      else f"{variant}: transfer ahead at every budget"
+                      for variant, budget in results["meeting_budget"].items())
+    return f"{table(results['rows'])}\n\n{meets}"
+
+
 def section(name: str, results: dict) -> str | None:
     """The markdown of one results file, by what the file holds."""
     if "skipped" in results:
         return None
+    if name.startswith("recipe_ablation"):
+        return recipe_ablation(results)
+    if name.startswith("study_"):
+        return study(results)
     if name.startswith("pipeline_vs_plain"):
         text = f"{pipeline_vs_plain(results)}\n\n{component_table(results)}"
         points = curve(results)

@@ -104,8 +104,11 @@ def test_imbalance_can_be_allowed(tmp_path):
     ({0: 240, 1: 12}, {}, r"target.max_class_imbalance: .*class 'a' has 240 examples but 'b' "
      r"only 12, 20.0 times fewer"),
     ({0: 60}, {}, r"target.max_class_imbalance: .*no examples of class\(es\) \['b'\]"),
-    ({0: 30, 1: 30}, {"label_budget": 100}, r"target.label_budget: 100 training images"),
-], ids=["imbalanced", "class-missing", "budget-too-large"])
+    ({0: 30, 1: 30}, {"label_budget": 100}, r"target.label_budget: 100 train images asked "
+     r"for, but .* has about 55 in the train split"),
+    ({0: 30, 1: 30}, {"eval_label_budget": 20}, r"target.eval_label_budget: 20 eval images "
+     r"asked for, but .* has about 5 in the eval split"),
+], ids=["imbalanced", "class-missing", "budget-too-large", "eval-budget-too-large"])
 def test_validate_config_reports_label_problems_before_running(tmp_path, train, changes,
                                                                message):
     data = write_dataset(tmp_path / "data", train, {0: 10, 1: 10})

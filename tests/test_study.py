@@ -63,7 +63,7 @@ def test_summary_averages_seeds_and_the_curves_meet_where_scratch_catches_up_for
 def _study(root: Path, data: str, *extra: str) -> subprocess.Popen:
     sets = [f"source.path={data}", f"target.path={data}",
             f"pipeline_root={root / 'pipeline'}", f"serving_dir={root / 'unused-serving'}",
-            "training.pretrain.epochs=1", "training.frozen.epochs=2",
+            "training.pretrain.epochs=1", "training.frozen.epochs=1",
             "training.fine_tune.epochs=1", "evaluation.min_accuracy=0",
             "beam_pipeline_args=[--direct_running_mode=in_memory]"]
     command = [sys.executable, "-m", "pipeline.cli", "study", "--config", CONFIG,
@@ -80,7 +80,7 @@ def _finish(process: subprocess.Popen) -> tuple[str, str]:
 
 @pytest.mark.e2e
 def test_a_killed_study_resumes_and_reports(tmp_path):
-    data = write_subset(str(tmp_path / "fashion-mnist"), n_train=1800, n_test=400)
+    data = write_subset(str(tmp_path / "fashion-mnist"), n_train=1200, n_test=300)
     study_dir = tmp_path / "pipeline" / "studies" / "smoke"
     first = _study(tmp_path, data)
     cells = study_dir / "cells"

@@ -53,7 +53,9 @@ def test_head_pools_feature_maps_and_outputs_float32_under_mixed_precision():
 
 def test_augmentation_acts_in_training_only():
     augmentation = build_augmentation(
-        AugmentationConfig(flip="horizontal", rotation=0.1, zoom=0.1), seed=1)
+        AugmentationConfig(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1), seed=1)
+    assert [type(layer).__name__ for layer in augmentation.layers] == [
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation"]
     assert build_augmentation(AugmentationConfig(), seed=1) is None
     base, head = dense_base((28, 28, 1)), build_head((50,), 2, 0.0)
     augmented = assemble(base, head, augmentation)

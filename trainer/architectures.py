@@ -138,7 +138,7 @@ def build_head(feature_shape: tuple[int, ...], n_classes: int, dropout: float) -
 
 
 def build_augmentation(config: AugmentationConfig, seed: int) -> keras.Model | None:
-    """Random flips, rotations and zooms; None when all are off. Active in training only."""
+    """Random flips, rotations, zooms and shifts; None when all are off. Training only."""
     if not config.enabled:
         return None
     layers: list[keras.layers.Layer] = []
@@ -148,6 +148,9 @@ def build_augmentation(config: AugmentationConfig, seed: int) -> keras.Model | N
         layers.append(keras.layers.RandomRotation(config.rotation, seed=seed + 1))
     if config.zoom > 0:
         layers.append(keras.layers.RandomZoom(config.zoom, seed=seed + 2))
+    if config.translation > 0:
+        layers.append(keras.layers.RandomTranslation(config.translation, config.translation,
+                                                     seed=seed + 3))
     return keras.Sequential(layers, name="augmentation")
 
 

@@ -74,10 +74,13 @@ class AugmentationConfig(_Strict):
     flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
     rotation: float = Field(default=0.0, ge=0, le=0.5, description="Fraction of a full turn.")
     zoom: float = Field(default=0.0, ge=0, lt=1)
+    translation: float = Field(default=0.0, ge=0, lt=1, description="Shift by up to this "
+                               "fraction of the height and of the width.")
 
     @property
     def enabled(self) -> bool:
-        return self.flip != "none" or self.rotation > 0 or self.zoom > 0
+        return (self.flip != "none" or self.rotation > 0 or self.zoom > 0
+                or self.translation > 0)
 
 
 class TrainingConfig(_Strict):
