@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from bench.plain_keras_reference import load_data, stratified_sample  # noqa: E402
 from bench.bench_io import save_json  # noqa: E402
-from trainer.architectures import base_layers, build_base  # noqa: E402
+from trainer.architectures import build_base, reusable_layers  # noqa: E402
 from trainer.image_inputs import Splits  # noqa: E402
 from trainer.module import classifier, pretrained_base  # noqa: E402
 from trainer.options import ModelConfig, PhaseConfig, TrainerConfig, TrainingConfig  # noqa: E402
@@ -60,7 +60,7 @@ def one_frozen_phase(config: TrainerConfig, shape: tuple, data: Splits,
     model, head = classifier(base, config)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        frozen_phase(model, base, head, len(base_layers(base)), data, config.training, run_dir,
+        frozen_phase(model, base, head, len(reusable_layers(base)), data, config.training, run_dir,
                      config.seed)
         seconds = time.perf_counter() - start
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -28,7 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.bench_io import save_json  # noqa: E402
 from bench.plain_keras_reference import Data, load_data, stratified_sample  # noqa: E402
 from pipeline.config import apply_overrides  # noqa: E402
 from trainer import module  # noqa: E402
@@ -133,6 +132,14 @@ def run_cell(overrides: list[str], data: Data, task: str, seed: int, base_model:
         result[f"{role}_accuracy"] = accuracy(model, data.test)
         result[f"{role}_seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def save_json(path: str, results: dict) -> None:
+    """Whole or not at all, so a kill leaves the last finished cell readable."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(f"{path}.partial", "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=1)
+    os.replace(f"{path}.partial", path)
 
 
 def summarize(cells: dict) -> dict:

@@ -100,8 +100,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _knob(value: str) -> str:
-    if value != "all" and not (value.isdigit() and int(value) > 0):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected 'all' or a positive number")
+    if value != "all" and not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected 'all' or a number")
     return value
 
 

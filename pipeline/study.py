@@ -66,8 +66,10 @@ class Grid:
 
 
 def split_budget(total: int, n_classes: int, eval_share: float) -> tuple[int, int]:
-    """(train, eval) labelled images of a total budget: eval gets `eval_share` of it, at
-    least one image per class, and so does train."""
+    """(train, eval) labelled images of a total budget: eval gets `eval_share` of it, and each
+    split at least as many images as there are classes (the stratified sample then gives
+    each class one, unless the classes are very unequal: the label checks then fail the run,
+    naming the class)."""
     eval_ = max(n_classes, round(total * eval_share))
     if total - eval_ < n_classes:
         raise ConfigError(f"study budget {total}: too few labels for {n_classes} classes in "
@@ -119,10 +121,16 @@ def cell_result(config: PipelineConfig, cell: Cell, seconds: float) -> dict[str,
 
     report = build_report(config.metadata_path, label_names(config.target))
     metrics = report["metrics"]
-    return {**asdict(cell), "run_id": report["run_id"], "seconds": round(seconds, 1),
+    return {**asdict(cell), "config": config_fingerprint(config), "run_id": report["run_id"],
+            "seconds": round(seconds, 1),
             "transfer_accuracy": metrics["transfer"]["accuracy"],
             "scratch_accuracy": metrics["baseline"]["accuracy"],
             "blessed": report["blessed"], "labels": report["labels"]}
+
+
+def config_fingerprint(config: PipelineConfig) -> str:
+    """Equal for equal configs: a finished cell is reused only for the config it ran."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -141,10 +149,14 @@ def run_study(configs: dict[Cell, PipelineConfig], study_dir: Path,
               run_cell: Callable[[PipelineConfig], None], out: TextIO) -> list[dict[str, Any]]:
     """Run the cells not finished yet, one after the other; returns every cell's result."""
     (study_dir / "cells").mkdir(parents=True, exist_ok=True)
-    done = finished_cells(study_dir)
+    finished = finished_cells(study_dir)
+    done = {cell.key: finished[cell.key] for cell, config in configs.items()
+            if finished.get(cell.key, {}).get("config") == config_fingerprint(config)}
+    stale = sum(cell.key in finished and cell.key not in done for cell in configs)
     todo = [cell for cell in configs if cell.key not in done]
-    out.write(f"study {study_dir}: {len(configs)} cells, {len(configs) - len(todo)} finished "
-              f"earlier, {len(todo)} to run\n")
+    out.write(f"study {study_dir}: {len(configs)} cells, {len(done)} finished earlier"
+              + (f", {stale} rerun as their config changed" if stale else "")
+              + f", {len(todo)} to run\n")
     for number, cell in enumerate(todo, start=1):
         out.write(f"[{number}/{len(todo)}] {cell.budget} labels, seed {cell.seed}, "
                   f"{cell.variant} ...\n")
@@ -161,8 +173,8 @@ def run_study(configs: dict[Cell, PipelineConfig], study_dir: Path,
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    # Population std over seeds, as every table of docs/benchmarks.md.
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
 
 
 def summarize(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ def test_latest_served_version_is_the_baseline(tmp_path):
     _model_dir(serving, "100", "old")
     _model_dir(serving, "250", "latest")
     _model_dir(serving, ".tmp-300-abcd", "half-pushed")
+    os.makedirs(serving / "400" / "variables")  # no saved_model.pb: no model to compare with
     output = _run(tmp_path, str(serving))
     assert _marker(output) == "latest"
     assert output.get_string_custom_property(SERVED_VERSION_PROPERTY) == "250"

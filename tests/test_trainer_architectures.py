@@ -41,6 +41,24 @@ def test_the_dense_base_counts_its_five_hidden_layers():
     assert count_reused(dense_base((28, 28, 1)), "all") == 5
 
 
+def test_the_configs_layer_counts_are_the_bases():
+    from trainer.options import REUSABLE_LAYERS, ModelConfig
+
+    assert REUSABLE_LAYERS == {"dense": count_reused(dense_base((28, 28, 1)), "all"),
+                               "cnn": count_reused(cnn_base((28, 28, 1)), "all")}
+    with pytest.raises(ValueError, match="the cnn base has 3 layers with weights, 4 asked"):
+        ModelConfig(architecture="cnn", reuse_layers=4)
+
+
+def test_in_a_branchy_base_each_batchnorm_goes_with_the_conv_it_normalises():
+    units = reusable_layers(application_base("resnet50", (32, 32, 3), weights=None))
+    # ResNet lists a block's shortcut conv (_0_) before the main path's BatchNorm layers.
+    assert len(units) == 53  # the stem, 16 blocks x 3 convs and 4 shortcut convs
+    for unit in units:
+        conv, *norms = unit
+        assert [norm.name for norm in norms] == [conv.name.replace("_conv", "_bn")]
+
+
 def test_head_pools_feature_maps_and_outputs_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

@@ -36,12 +36,15 @@ def test_mixed_precision_only_on_a_gpu():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-@pytest.mark.parametrize("setting, expected", [(None, True), (True, True), (False, False)])
+@pytest.mark.parametrize("setting, expected", [
+    (None, not tf.config.list_physical_devices("GPU")), (True, True), (False, False)])
 def test_determinism_is_a_switch_on_by_default_without_a_gpu(setting, expected):
     from tensorflow.python.framework import config as tf_config
 
     before = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
+    tf_config.enable_op_determinism()  # what `False` must undo
+    if setting is None:
+        tf_config.disable_op_determinism()
     try:
         assert make_deterministic(1, setting) is expected  # the test machines have no GPU
         assert tf_config.is_op_determinism_enabled() is expected

@@ -1,8 +1,8 @@
 """The networks: a base (feature extractor) and a head (classifier), each its own sub-model.
 
 Every classifier is `image_xf → [augmentation] → base → head`. The base is a separate
-keras.Model named 'base' so the transfer phases can freeze and unfreeze its layers; the head is a keras.Model named 'head' so the frozen
-phase can train it alone on cached base outputs.
+keras.Model named 'base' so the transfer phases can freeze and unfreeze its layers; the head
+is a keras.Model named 'head' so the frozen phase can train it alone on cached base outputs.
 """
 
 from __future__ import annotations
@@ -90,14 +90,24 @@ def reusable_layers(base: keras.Model) -> list[list[keras.layers.Layer]]:
     conv1+bn1, conv2+bn2, conv3+bn3; the dense base 5). Layers without weights (ReLU,
     pooling) carry nothing to reuse and are not counted."""
     units: list[list[keras.layers.Layer]] = []
+    unit_of: dict[str, list[keras.layers.Layer]] = {}
     for layer in base_layers(base):
         if not layer.weights:
             continue
-        if isinstance(layer, keras.layers.BatchNormalization) and units:
-            units[-1].append(layer)
+        producer = _input_layer(layer) if isinstance(
+            layer, keras.layers.BatchNormalization) else None
+        if producer is not None and producer.name in unit_of:
+            unit_of[producer.name].append(layer)  # a branchy net lists it far from its conv
         else:
             units.append([layer])
+            unit_of[layer.name] = units[-1]
     return units
+
+
+def _input_layer(layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """The layer whose output `layer` takes, when it takes exactly one."""
+    inbound = layer.inbound_nodes[0].inbound_layers if layer.inbound_nodes else None
+    return inbound if isinstance(inbound, keras.layers.Layer) else None
 
 
 def count_reused(base: keras.Model, reuse_layers: int | str) -> int:

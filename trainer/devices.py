@@ -50,6 +50,10 @@ def make_deterministic(seed: int, deterministic: bool | None = None) -> bool:
         deterministic = not tf.config.list_physical_devices("GPU")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:  # also when an earlier run of this process turned it on
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
     return deterministic
 
 

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 KERAS_APPLICATIONS = ("mobilenet_v2", "efficientnet_b0", "xception", "resnet50")
 Architecture = Literal["dense", "cnn", "mobilenet_v2", "efficientnet_b0", "xception", "resnet50"]
 Role = Literal["pretrain", "transfer", "scratch"]
+# Layers with weights (BatchNorm counted with its layer) of the project's own bases: what
+# reuse_layers may count up to (tests/test_trainer_architectures.py checks them).
+REUSABLE_LAYERS = {"dense": 5, "cnn": 3}
 # Early stopping of the default from-scratch baseline waits this many epochs: measured here,
 # without it 2 of 4 seeds stopped after 6 epochs on eval losses of untrained BatchNorm
 # statistics and scored 50% (chance) on the test split; with it they scored 99.5-99.8%.
@@ -29,8 +32,9 @@ class ModelConfig(_Strict):
         description="Keras applications only: a local .h5 / .weights.h5 file, or 'imagenet' "
         "(downloads). Set, the transfer Trainer starts from it instead of the pretrain Trainer.")
     reuse_layers: int | Literal["all"] = Field(
-        default="all", description="How many layers of the pretrained base to reuse, from "
-        "the bottom; the rest are dropped and re-initialised.")
+        default="all", description="How many of the pretrained base's layers with weights to "
+        "reuse, from the bottom, a BatchNorm layer counted with the layer it normalises (the "
+        "cnn has 3, the dense base 5); the rest are re-initialised and train as fresh layers.")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout before the output layer.")
     alpha: float = Field(default=1.0, gt=0, le=2, description="mobilenet_v2 only: width "
                          "multiplier; ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.")
@@ -45,6 +49,10 @@ class ModelConfig(_Strict):
                              f"architecture is {self.architecture!r}")
         if isinstance(self.reuse_layers, int) and self.reuse_layers < 1:
             raise ValueError("reuse_layers: must be 'all' or a positive number of layers")
+        available = REUSABLE_LAYERS.get(self.architecture)
+        if isinstance(self.reuse_layers, int) and available and self.reuse_layers > available:
+            raise ValueError(f"reuse_layers: the {self.architecture} base has {available} "
+                             f"layers with weights, {self.reuse_layers} asked for")
         return self
 
 
@@ -65,7 +73,8 @@ class PhaseConfig(_Strict):
 
 class FineTuneConfig(PhaseConfig):
     unfreeze: int | Literal["all"] = Field(
-        default="all", description="How many of the top reused layers train in fine-tuning.")
+        default="all", description="How many of the top reused layers with weights train in "
+        "fine-tuning, counted as reuse_layers counts; their BatchNorm layers stay frozen.")
 
 
 class AugmentationConfig(_Strict):

@@ -28,10 +28,12 @@ def numeric_versions(serving_dir: str) -> list[int]:
 
 
 def complete_versions(serving_dir: str) -> list[int]:
-    """The versions a reader may load, oldest first."""
+    """The versions a reader may load, oldest first: a numeric dir without a saved_model.pb
+    (made by hand, or half deleted) is none."""
     if object_store.is_object_store(serving_dir):
         return object_store.complete_versions(serving_dir)
-    return numeric_versions(serving_dir)
+    return [version for version in numeric_versions(serving_dir)
+            if fileio.exists(os.path.join(serving_dir, str(version), SAVED_MODEL))]
 
 
 def _read(path: str) -> bytes | None:
