@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests.
 # Each sets up everything it needs first (scripts/setup is idempotent).
-.PHONY: setup demo test image
+.PHONY: setup demo test image report-screenshot
 
 IMAGE ?= tfx-transfer:latest
 
@@ -15,3 +15,9 @@ test: setup
 
 image:
 	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
+
+# docs/report_screenshot.png: the latest default run's report.html in headless Chromium.
+REPORTS ?= runs/fashion-mnist-ab/reports
+report-screenshot: setup
+	.venv/bin/tfx-transfer report --config configs/fashion_mnist_ab.yaml
+	.venv/bin/python -m tests.browser "$$(ls -td $(REPORTS)/*/ | head -1)report.html" docs/report_screenshot.png

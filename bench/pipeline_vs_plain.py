@@ -66,7 +66,7 @@ def pipeline_result(workdir: Path) -> dict:
         result = json.load(f)
     metrics = result["metrics"]
     return {"seconds": float(seconds), "transfer_accuracy": metrics["transfer"]["accuracy"],
-            "scratch_accuracy": metrics["baseline"]["accuracy"], "blessed": result["blessed"],
+            "scratch_accuracy": metrics["scratch"]["accuracy"], "blessed": result["blessed"],
             "pushed": result["pushed"], "component_seconds": result["component_seconds"],
             **usage_of(workdir / "pipeline.log")}
 

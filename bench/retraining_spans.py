@@ -72,7 +72,7 @@ def tick(work: Path, name: str) -> dict:
             "served_version": report["served_version"],
             "versions_served": sorted(os.listdir(work / "serving")),
             "accuracy": {model: report["metrics"].get(model, {}).get("accuracy")
-                         for model in ("transfer", "baseline")}}
+                         for model in ("transfer", "scratch", "served")}}
 
 
 def main() -> None:

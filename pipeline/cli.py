@@ -53,14 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s "
           f"({len(progress.seconds)} components, {len(progress.cached)} from cache)",
           file=sys.stderr)
-    return _report(config, run_id=None)
+    return _report(config, run_id=None, run_log=None if args.verbose else log_path)
 
 
-def _report(config: PipelineConfig, run_id: str | None) -> int:
+def _report(config: PipelineConfig, run_id: str | None, run_log: str | None = None) -> int:
     from pipeline.pipeline import label_names
     from pipeline.report import build_report, summary_table, write_report
 
-    report = build_report(config.metadata_path, label_names(config.target), run_id)
+    report = build_report(config.metadata_path, label_names(config.target), run_id, run_log)
     paths = write_report(report, os.path.join(config.pipeline_root, "reports", report["run_id"]))
     print(summary_table(report))
     print(f"report: {paths['html']}")
@@ -139,11 +139,18 @@ def _add_study_command(commands: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pipeline.predict import predict_files
 
+    failed = 0
     for result in predict_files(args.model, args.images):
+        if "error" in result:
+            failed += 1
+            print(f"{result['file']}: {result['error']}", file=sys.stderr)
+            continue
         probabilities = "  ".join(f"{name}={p:.3f}" for name, p in
                                   result["probabilities"].items())
         print(f"{result['file']}: {result['class_name']}  ({probabilities})")
-    return 0
+    if failed:
+        print(f"{failed} of {len(args.images)} files could not be classified", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -26,19 +27,38 @@ def _class_names(model_dir: str) -> list[str] | None:
     return tf.io.gfile.GFile(path).read().splitlines()
 
 
+def unreadable(data: bytes) -> str | None:
+    """Why TensorFlow can't decode these bytes as an image, or None if it can."""
+    try:
+        tf.io.decode_image(data, expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        # TensorFlow wraps the reason in its op's name: {{function_node ...}} why [Op:...]
+        return re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", error.message.strip())
+    return None
+
+
 def predict_files(model_dir: str, image_paths: list[str]) -> list[dict]:
-    """Class name, class id and per-class probabilities for each image file."""
+    """Class name, class id and per-class probabilities for each image file; a file that
+    isn't a decodable image gets an `error` instead and the others are still classified."""
     model_dir = resolve_model_dir(model_dir)
     model = tf.saved_model.load(model_dir)
     classify = model.signatures[RAW_SIGNATURE]
-    images = [tf.io.gfile.GFile(p, "rb").read() for p in image_paths]
+    results: list[dict] = [{"file": path} for path in image_paths]
+    images = []
+    for result in results:
+        data = tf.io.gfile.GFile(result["file"], "rb").read()
+        if error := unreadable(data):
+            result["error"] = f"not an image ({error})"
+        else:
+            images.append(data)
+    if not images:
+        return results
     outputs = classify(image_bytes=tf.constant(images))
     names = _class_names(model_dir)
-    results = []
-    for i, path in enumerate(image_paths):
+    good = (result for result in results if "error" not in result)
+    for i, result in enumerate(good):
         probabilities = outputs["probabilities"][i].numpy().tolist()
-        results.append({
-            "file": path,
+        result.update({
             "class_name": outputs["class_name"][i].numpy().decode(),
             "class_id": int(outputs["class_id"][i]),
             "probabilities": dict(zip(names or range(len(probabilities)), probabilities)),

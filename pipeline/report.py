@@ -1,21 +1,29 @@
-"""The report of a run: report.json, report.html with training curves, and a terminal table."""
+"""The report of a run: report.json, a self-contained report.html and a terminal summary.
+
+Every fact comes from what the run recorded: ML Metadata (components, timings, their
+exec_properties), the artifacts (split counts, skipped inputs, histories) and TFMA's output.
+The keys of report.json are listed in the README ("The run report").
+"""
 
 from __future__ import annotations
 
 import base64
 import csv
-import html
 import json
 import os
+import textwrap
 from typing import Any
 
-from components.image_example_gen.executor import SPLIT_COUNTS_PROPERTY
+from components.image_example_gen.custom_config import from_exec_properties
+from components.image_example_gen.executor import SKIPPED_IMAGES_FILE, SPLIT_COUNTS_PROPERTY
 from components.versioned_pusher.executor import PUSH_RECORD_FILE
-from pipeline import run_history
+from pipeline import report_examples, report_metrics, report_plots, run_history
 
-CURVE_PHASES = {"transfer_trainer": ("frozen", "fine_tune"), "scratch_trainer": ("scratch",),
-                "pretrain_trainer": ("pretrain",)}
-MODEL_NAMES = {"candidate": "transfer", "baseline": "baseline"}
+CURVE_PHASES = {"pretrain_trainer": ("pretrain",), "transfer_trainer": ("frozen", "fine_tune"),
+                "scratch_trainer": ("scratch",)}
+EVALUATORS = {"evaluator": "scratch", "served_evaluator": "served"}
+SKIPPED_SHOWN = 10
+WIDTH = 80
 
 
 def _uri(runs: dict, node: str, key: str) -> str | None:
@@ -30,39 +38,6 @@ def _custom(artifact, name: str) -> Any:
     return getattr(value, value.WhichOneof("value"))
 
 
-def read_metrics(evaluation_uri: str) -> dict[str, dict[str, Any]]:
-    """Overall-slice TFMA metrics per model; per-class ones nested under `per_class`."""
-    import tensorflow_model_analysis as tfma
-
-    metrics: dict[str, dict[str, Any]] = {}
-    for for_slice in tfma.load_metrics(evaluation_uri):
-        if for_slice.slice_key.single_slice_keys:
-            continue
-        for item in for_slice.metric_keys_and_values:
-            key, value = item.key, item.value
-            if key.is_diff or not value.HasField("double_value"):
-                continue
-            model = metrics.setdefault(MODEL_NAMES.get(key.model_name, key.model_name), {})
-            number = value.double_value.value
-            if key.sub_key.HasField("class_id"):
-                per_class = model.setdefault("per_class", {})
-                per_class.setdefault(str(key.sub_key.class_id.value), {})[key.name] = number
-            else:
-                model[key.name] = number
-    return metrics
-
-
-def _describe_failure(failure) -> str:
-    value = failure.metric_value.double_value.value
-    threshold = failure.metric_threshold
-    if failure.metric_key.is_diff:
-        gain = threshold.change_threshold.absolute.value
-        return (f"{failure.metric_key.name}: candidate - baseline = {value:+.4f}, "
-                f"needed at least {gain:+.4f}")
-    bound = threshold.value_threshold.lower_bound.value
-    return f"{failure.metric_key.name}: {value:.4f}, below the minimum {bound:.4f}"
-
-
 def _push_reasons(pushed_model_uri: str) -> list[str]:
     """Why the Pusher pushed or didn't, from its push record."""
     path = os.path.join(pushed_model_uri, PUSH_RECORD_FILE)
@@ -70,16 +45,6 @@ def _push_reasons(pushed_model_uri: str) -> list[str]:
         return []
     with open(path, encoding="utf-8") as f:
         return list(json.load(f).get("reasons", []))
-
-
-def blessing_reasons(evaluation_uri: str) -> list[str]:
-    """Why TFMA's validation failed, one line per failed threshold."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_validation_result(evaluation_uri)
-    return [_describe_failure(failure)
-            for per_slice in result.metric_validations_per_slice
-            for failure in per_slice.failures]
 
 
 def _split_counts(runs: dict, node: str) -> dict[str, int] | None:
@@ -106,6 +71,49 @@ def label_accounting(runs: dict) -> dict[str, Any]:
     return labels
 
 
+def skipped_inputs(runs: dict) -> dict[str, dict[str, Any]]:
+    """Per dataset, how many inputs `on_bad_image: skip` left out, and the first of them."""
+    skipped = {}
+    for dataset in ("source", "target"):
+        uri = _uri(runs, f"{dataset}_example_gen", "examples")
+        path = uri and os.path.join(uri, SKIPPED_IMAGES_FILE)
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                entries = json.load(f)
+            skipped[dataset] = {"count": len(entries), "first": entries[:SKIPPED_SHOWN]}
+    return skipped
+
+
+def config_summary(runs: dict) -> dict[str, Any]:
+    """The datasets and the transfer model's settings as this run's components got them."""
+    summary: dict[str, Any] = {}
+    for dataset in ("source", "target"):
+        run = runs.get(f"{dataset}_example_gen")
+        if run and run.properties.get("custom_config"):
+            options = from_exec_properties(run.properties)
+            summary[dataset] = {"classes": options.label_names, **options.dataset.model_dump(
+                mode="json", include={"path", "format", "label_budget", "eval_label_budget",
+                                      "on_bad_image"})}
+    trainer = runs.get("transfer_trainer")
+    if trainer and trainer.properties.get("custom_config"):
+        config = json.loads(trainer.properties["custom_config"])
+        training = config["training"]
+        summary["model"] = config["model"]
+        summary["phases"] = {phase: training[phase] for phase in ("frozen", "fine_tune")}
+        summary["training"] = {key: training[key] for key in ("batch_size", "optimizer",
+                                                              "augmentation")}
+        summary["seed"] = config["seed"]
+    return summary
+
+
+def timeline(runs: dict) -> list[dict[str, Any]]:
+    """Each component's start (seconds after the first) and duration, in start order."""
+    first = min((run.started for run in runs.values()), default=0.0)
+    return [{"component": run.node_id, "start": round(run.started - first, 1),
+             "seconds": round(run.seconds, 1), "state": run.state}
+            for run in sorted(runs.values(), key=lambda run: run.started)]
+
+
 def read_history(model_run_uri: str, phase: str) -> list[dict[str, float]]:
     path = os.path.join(model_run_uri, phase, "history.csv")
     if not os.path.exists(path):
@@ -115,61 +123,54 @@ def read_history(model_run_uri: str, phase: str) -> list[dict[str, float]]:
                 for row in csv.DictReader(f)]
 
 
-def plot_curves(histories: dict[str, list[dict[str, float]]], title: str, path: str) -> None:
-    """Accuracy and loss per epoch, the phases one after the other."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    offset = 0
-    for phase, rows in histories.items():
-        epochs = [offset + i + 1 for i in range(len(rows))]
-        for ax, metric in zip(axes, ("accuracy", "loss")):
-            ax.plot(epochs, [r.get(metric) for r in rows], label=f"{phase} train")
-            ax.plot(epochs, [r.get(f"val_{metric}") for r in rows], "--", label=f"{phase} eval")
-            ax.axvline(offset + 0.5, color="grey", lw=0.5)
-        offset += len(rows)
-    for ax, metric in zip(axes, ("accuracy", "loss")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _name_classes(metrics: dict[str, dict[str, Any]], class_names: list[str]) -> None:
-    for model in metrics.values():
-        per_class = model.get("per_class", {})
-        model["per_class"] = {class_names[int(i)] if int(i) < len(class_names) else i: v
-                              for i, v in per_class.items()}
+def _evaluations(runs: dict, class_names: list[str]) -> tuple[dict, dict, dict]:
+    """(metrics by model, confusion matrices by model, each Evaluator's decision)."""
+    metrics: dict[str, dict[str, Any]] = {}
+    confusion: dict[str, list[list[int]]] = {}
+    evaluators: dict[str, dict[str, Any]] = {}
+    for node, baseline in EVALUATORS.items():
+        uri = _uri(runs, node, "evaluation")
+        if not uri or not os.path.isdir(uri):
+            continue
+        names = report_metrics.MODEL_NAMES[node]
+        found = report_metrics.read_metrics(uri, names)
+        checks = report_metrics.checks(uri, runs[node].properties["eval_config"], found)
+        blessing = runs[node].outputs.get("blessing")
+        evaluators[node] = {"against": baseline, "checks": checks,
+                            "blessed": bool(blessing) and _custom(blessing[0], "blessed") == 1}
+        for model, values in found.items():
+            values.pop("diff", None)
+            metrics.setdefault(model, {}).update(
+                {k: v for k, v in values.items() if k != "per_class"})
+        for model, counts in report_metrics.read_confusion(uri, names, len(class_names)).items():
+            confusion.setdefault(model, counts)
+            metrics[model]["per_class"] = report_metrics.per_class(
+                counts, class_names, found.get(model, {}).get("per_class"))
+    return metrics, confusion, evaluators
 
 
-def build_report(metadata_path: str, class_names: list[str],
-                 run_id: str | None = None) -> dict[str, Any]:
-    """Collect one run's facts from ML Metadata and its artifacts (latest run by default)."""
-    run_id = run_id or run_history.run_ids(metadata_path)[-1]
-    runs = run_history.component_runs(metadata_path, run_id)
-    report: dict[str, Any] = {
-        "run_id": run_id,
-        "component_seconds": {n: round(r.seconds, 1) for n, r in runs.items()},
-        "component_states": {n: r.state for n, r in runs.items()},
-        "blessed": False, "blessing_reasons": [], "pushed": False, "pushed_model_dir": None,
-        "push_reasons": [], "served_version": None, "metrics": {},
-        "labels": label_accounting(runs),
-    }
-    evaluation = _uri(runs, "evaluator", "evaluation")
-    if evaluation:
-        report["metrics"] = read_metrics(evaluation)
-        _name_classes(report["metrics"], class_names)
-        report["blessing_reasons"] = blessing_reasons(evaluation)
-    blessing = runs.get("evaluator") and runs["evaluator"].outputs.get("blessing")
-    if blessing:
-        report["blessed"] = _custom(blessing[0], "blessed") == 1
+def _examples(runs: dict, class_names: list[str]) -> dict[str, Any]:
+    """Images of each class from the train split, and the transfer model's mistakes on the
+    test split (what the Evaluators judged)."""
+    examples_uri = _uri(runs, "target_example_gen", "examples")
+    model_uri = _uri(runs, "transfer_trainer", "model")
+    if not examples_uri or not model_uri or not os.path.isdir(model_uri):
+        return {}
+    test = report_examples.read_split(examples_uri, "test")
+    probabilities = report_examples.predict(os.path.join(model_uri, "Format-Serving"), test)
+    return {"classes": report_examples.class_examples(
+                report_examples.read_split(examples_uri, "train"), class_names),
+            "misclassified": report_examples.misclassified(test, probabilities, class_names)}
+
+
+def decide(report: dict[str, Any], runs: dict) -> None:
+    """Whether both Evaluators blessed, what the Pusher did, and why."""
+    evaluators = report["evaluators"]
+    report["blessed"] = len(evaluators) == len(EVALUATORS) and all(
+        e["blessed"] for e in evaluators.values())
+    report["blessing_reasons"] = [
+        f"vs {e['against']}: {report_metrics.describe_check(check, e['against'])}"
+        for e in evaluators.values() for check in e["checks"] if not check["passed"]]
     pushed = runs.get("pusher") and runs["pusher"].outputs.get("pushed_model")
     if pushed and runs["pusher"].state == "cached":
         # An earlier run made this decision for the same inputs; this one pushed nothing.
@@ -181,96 +182,178 @@ def build_report(metadata_path: str, class_names: list[str],
         report["push_reasons"] = _push_reasons(pushed[0].uri)
     served = runs.get("served_model") and runs["served_model"].outputs.get("model")
     if served:
-        # The version the candidate had to be no worse than; "" means only itself was served.
+        # The version the candidate had to be no worse than; "" means it was compared with
+        # itself, because nothing was served or because it is what is served.
         report["served_version"] = _custom(served[0], "served_version") or None
-    report["histories"] = {
-        node: {phase: read_history(uri, phase) for phase in phases}
-        for node, phases in CURVE_PHASES.items()
-        if (uri := _uri(runs, node, "model_run"))}
+        state = str(runs["served_model"].properties.get("serving_state") or "")
+        report["served_before"] = state.split("@")[0] or None
+    if not report["served_before"]:
+        report["metrics"].pop("served", None)  # nothing served: the candidate against itself
+
+
+def _logs(runs: dict, run_log: str | None) -> dict[str, Any]:
+    dirs = {node.removesuffix("_trainer"): uri for node in CURVE_PHASES
+            if (uri := _uri(runs, node, "model_run"))}
+    return {"run_log": run_log, "tensorboard": dirs,
+            "tensorboard_command": "tensorboard --logdir_spec " + ",".join(
+                f"{name}:{uri}" for name, uri in dirs.items()) if dirs else None}
+
+
+def build_report(metadata_path: str, class_names: list[str], run_id: str | None = None,
+                 run_log: str | None = None, images: bool = True) -> dict[str, Any]:
+    """Collect one run's facts (the latest run by default); `images: False` skips the
+    examples and the gallery, which load the transfer model to classify the test split."""
+    run_id = run_id or run_history.run_ids(metadata_path)[-1]
+    runs = run_history.component_runs(metadata_path, run_id)
+    metrics, confusion, evaluators = _evaluations(runs, class_names)
+    report: dict[str, Any] = {
+        "run_id": run_id, "classes": class_names,
+        "blessed": False, "blessing_reasons": [], "evaluators": evaluators,
+        "pushed": False, "pushed_model_dir": None, "push_reasons": [], "served_version": None,
+        "served_before": None,
+        "metrics": metrics, "confusion": confusion, "labels": label_accounting(runs),
+        "skipped": skipped_inputs(runs), "config": config_summary(runs),
+        "timeline": timeline(runs),
+        "component_seconds": {n: round(r.seconds, 1) for n, r in runs.items()},
+        "component_states": {n: r.state for n, r in runs.items()},
+        "histories": {node: {phase: read_history(uri, phase) for phase in phases}
+                      for node, phases in CURVE_PHASES.items()
+                      if (uri := _uri(runs, node, "model_run"))},
+        "logs": _logs(runs, run_log),
+        "examples": _examples(runs, class_names) if images else {},
+    }
+    decide(report, runs)
     return report
 
 
-def _img(path: str) -> str:
-    with open(path, "rb") as f:
-        data = base64.b64encode(f.read()).decode()
-    return f'<img alt="{html.escape(os.path.basename(path))}" src="data:image/png;base64,{data}">'
-
-
-def _render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td>" + "".join(
-            f"<td>{report['metrics'].get(m, {}).get(name, float('nan')):.4f}</td>"
-            for m in ("transfer", "baseline")) + "</tr>"
-        for name in sorted({k for m in report["metrics"].values() for k, v in m.items()
-                            if isinstance(v, float)}))
-    timings = "".join(f"<tr><td>{html.escape(n)}</td><td>{s:.1f} s</td>"
-                      f"<td>{report['component_states'][n]}</td></tr>"
-                      for n, s in report["component_seconds"].items())
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report["blessing_reasons"])
-    pushes = "".join(f"<li>pusher: {html.escape(r)}</li>" for r in report.get("push_reasons", []))
-    labels = "".join(f"<tr><td>{model}</td>" + "".join(
-        f"<td>{report['labels'][model].get(split, '-')}</td>"
-        for split in ("train", "eval", "source")) + "</tr>"
-        for model in ("pretrain", "transfer", "scratch") if model in report.get("labels", {}))
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>tfx-transfer report {html.escape(report['run_id'])}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
-td,th{{padding:2px 10px;text-align:left}}</style></head><body>
-<h1>Run {html.escape(report['run_id'])}</h1>
-<p><b>Blessed:</b> {report['blessed']} — <b>pushed to:</b>
-{html.escape(str(report['pushed_model_dir']))}</p><ul>{reasons}{pushes}</ul>
-<h2>Target test split</h2><table><tr><th>metric</th><th>transfer</th><th>baseline</th></tr>
-{rows}</table>
-<h2>Labels used</h2><table><tr><th>model</th><th>train</th><th>eval</th>
-<th>source, through pretraining</th></tr>{labels}</table>
-<p>Both target models judged on {report.get('labels', {}).get('test', '-')} test images.</p>
-<h2>Training curves</h2>{''.join(_img(p) for p in plots.values())}
-<h2>Components</h2><table>{timings}</table></body></html>"""
-
-
-def write_report(report: dict[str, Any], out_dir: str) -> dict[str, str]:
-    """Write report.json, report.html and the curve PNGs; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
+def _plots(report: dict[str, Any], out_dir: str) -> dict[str, str]:
+    """Draw every figure of the report into out_dir; their paths by name."""
     plots = {}
     for node, histories in report["histories"].items():
         if any(histories.values()):
-            plots[node] = os.path.join(out_dir, f"{node}_curves.png")
-            plot_curves(histories, node.replace("_", " "), plots[node])
+            plots[f"{node}_curves"] = os.path.join(out_dir, f"{node}_curves.png")
+            report_plots.plot_curves(histories, node.replace("_", " "),
+                                     plots[f"{node}_curves"])
+    for model, counts in report["confusion"].items():
+        plots[f"confusion_{model}"] = os.path.join(out_dir, f"confusion_{model}.png")
+        report_plots.plot_confusion(counts, report["classes"], f"{model}: test split",
+                                    plots[f"confusion_{model}"])
+    if report["timeline"]:
+        plots["timeline"] = os.path.join(out_dir, "timeline.png")
+        report_plots.plot_timeline(report["timeline"], plots["timeline"])
+    return plots
+
+
+def _inline(path: str) -> str:
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode()
+
+
+def render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
+    """The page, from the Jinja2 template beside this module, every image inlined."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(
+        report=report, plots={name: _inline(path) for name, path in plots.items()},
+        describe=report_metrics.describe_check, served_before=served_before(report))
+
+
+def _json_facts(report: dict[str, Any], plots: dict[str, str]) -> dict[str, Any]:
+    """report.json: everything but the images' pixels, which live in report.html."""
+    examples = report["examples"]
+    mistakes = examples.get("misclassified")
+    return {**report, "plots": plots, "examples": mistakes and {"misclassified": {
+        **mistakes, "shown": [{k: v for k, v in item.items() if k != "image"}
+                              for item in mistakes["shown"]]}}}
+
+
+def write_report(report: dict[str, Any], out_dir: str) -> dict[str, str]:
+    """Write report.json, report.html and the figures' PNGs; return their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    plots = _plots(report, out_dir)
     paths = {"json": os.path.join(out_dir, "report.json"),
              "html": os.path.join(out_dir, "report.html"), **plots}
     with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump({**report, "plots": plots}, f, indent=2)
+        json.dump(_json_facts(report, plots), f, indent=2)
     with open(paths["html"], "w", encoding="utf-8") as f:
-        f.write(_render_html(report, plots))
+        f.write(render_html(report, plots))
     return paths
+
+
+def _metric_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    models = [m for m in ("transfer", "scratch", "served") if m in metrics]
+    lines = [f"{'test split':<20}" + "".join(f"{m:>10}" for m in models)]
+    for name in ("accuracy", "loss", "top_3_accuracy"):
+        values = [metrics[m].get(name) for m in models]
+        if any(v is not None for v in values):
+            lines.append(f"{name:<20}" + "".join(
+                f"{v:>10.4f}" if v is not None else f"{'-':>10}" for v in values))
+    return lines
 
 
 def _label_lines(labels: dict[str, Any]) -> list[str]:
     """Labelled images per model and split, for the terminal."""
     if "transfer" not in labels:
         return []
-    lines = [f"{'labels used':<18}{'train':>10}{'eval':>10}{'+source':>10}"]
+    lines = [f"{'labels used':<20}{'train':>10}{'eval':>10}{'+source':>10}"]
     for model in ("transfer", "scratch"):
         counts = labels[model]
-        lines.append(f"{model:<18}{counts['train']:>10}{counts['eval']:>10}"
+        lines.append(f"{model:<20}{counts['train']:>10}{counts['eval']:>10}"
                      f"{counts.get('source', '-'):>10}")
-    lines.append(f"judged on {labels['test']} test images")
+    return lines
+
+
+def _wrapped(text: str, indent: str = "") -> list[str]:
+    """Wrapped at WIDTH; a path longer than a line stays whole."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _decision_lines(report: dict[str, Any]) -> list[str]:
+    verdict = "blessed" if report["blessed"] else "NOT blessed"
+    lines = [f"{verdict}; pushed to" if report["pushed"] else f"{verdict}; nothing pushed"]
+    if report["pushed"]:
+        lines.append(f"  {report['pushed_model_dir']}")
+    for evaluator in report["evaluators"].values():
+        lines += [f"  vs {evaluator['against']}: "
+                  f"{report_metrics.describe_check(check, evaluator['against'])}"
+                  for check in evaluator["checks"]]
+    if "served_evaluator" in report["evaluators"]:
+        lines.append(f"  {served_before(report)}")
+    for reason in report["push_reasons"]:
+        if not report["pushed"] and reason.startswith(("already served", "cached")):
+            lines += _wrapped(f"pusher: {reason}", "  ")
+    return lines
+
+
+def served_before(report: dict[str, Any]) -> str:
+    """What was served when the run started, in words."""
+    if not report["served_before"]:
+        return "served before: nothing (the transfer model was judged against itself)"
+    if not report["served_version"]:
+        return f"served before: v{report['served_before']}, this same transfer model"
+    return f"served before: v{report['served_before']}"
+
+
+def _skipped_lines(skipped: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for dataset, found in skipped.items():
+        if found["count"]:
+            first = found["first"][0]
+            lines += _wrapped(f"skipped {found['count']} {dataset} input(s), first "
+                              f"{first['path']}: {first['reason']}")
     return lines
 
 
 def summary_table(report: dict[str, Any]) -> str:
-    """A few lines for the terminal."""
-    lines = [f"{'':<18}{'transfer':>10}{'baseline':>10}"]
-    for name in ("accuracy", "loss", "auc", "top_3_accuracy"):
-        values = [report["metrics"].get(m, {}).get(name) for m in ("transfer", "baseline")]
-        if any(v is not None for v in values):
-            lines.append(f"{name:<18}" + "".join(
-                f"{v:>10.4f}" if v is not None else f"{'-':>10}" for v in values))
-    lines += _label_lines(report.get("labels", {}))
-    verdict = "blessed" if report["blessed"] else "NOT blessed"
-    lines.append(f"{verdict}; pushed to {report['pushed_model_dir']}" if report["pushed"]
-                 else f"{verdict}; nothing pushed")
-    lines += [f"  {reason}" for reason in report["blessing_reasons"]]
-    lines += [f"  pusher: {reason}" for reason in report.get("push_reasons", [])
-              if not report["pushed"] and reason.startswith(("already served", "cached"))]
-    return "\n".join(lines)
+    """The run in a few lines of at most 80 columns, for the terminal."""
+    lines = _metric_lines(report["metrics"]) + _label_lines(report["labels"])
+    mistakes = report["examples"].get("misclassified")
+    if "test" in report["labels"]:
+        lines.append(f"judged on {report['labels']['test']} test images" + (
+            f"; transfer got {mistakes['count']} wrong" if mistakes else ""))
+    return "\n".join(lines + _decision_lines(report) + _skipped_lines(report["skipped"]))

@@ -17,12 +17,15 @@ _STATES = {metadata_store_pb2.Execution.COMPLETE: "complete",
 
 @dataclasses.dataclass
 class ComponentRun:
-    """One component's execution in a run, with its outputs by key."""
+    """One component's execution in a run: its outputs by key, its execution properties
+    (TFX records the component's exec_properties there) and when it started."""
 
     node_id: str
     state: str
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    properties: dict[str, str | int | float] = dataclasses.field(default_factory=dict)
+    started: float = 0.0  # seconds since the epoch
 
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -56,6 +59,11 @@ def _outputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Arti
     return outputs
 
 
+def _properties(execution: metadata_store_pb2.Execution) -> dict[str, str | int | float]:
+    return {key: getattr(value, value.WhichOneof("value"))
+            for key, value in execution.custom_properties.items() if value.WhichOneof("value")}
+
+
 def component_runs(metadata_path: str, run_id: str) -> dict[str, ComponentRun]:
     """Every execution of the run, by component id."""
     store = _store(metadata_path)
@@ -69,5 +77,7 @@ def component_runs(metadata_path: str, run_id: str) -> dict[str, ComponentRun]:
         seconds = (execution.last_update_time_since_epoch
                    - execution.create_time_since_epoch) / 1000
         runs[node] = ComponentRun(node, _STATES.get(execution.last_known_state, "other"),
-                                  seconds, _outputs(store, execution.id))
+                                  seconds, _outputs(store, execution.id),
+                                  _properties(execution),
+                                  execution.create_time_since_epoch / 1000)
     return runs

@@ -106,10 +106,15 @@ def cell_configs(config_path: str, overrides: Sequence[str], grid: Grid,
     base = load_config(config_path, list(overrides))
     n_classes = len(label_names(base.target))
     configs = {}
+    checked = set()  # cells of one budget share their datasets: each is read once
     for cell in grid.cells():
         config = load_config(config_path, [*overrides, *cell_overrides(
             cell, n_classes, grid.eval_share, study_dir)])
-        check_datasets(config)
+        datasets = (config.source and config.source.model_dump_json(),
+                    config.target.model_dump_json())
+        if datasets not in checked:
+            check_datasets(config)
+            checked.add(datasets)
         configs[cell] = config
     return configs
 
@@ -119,12 +124,12 @@ def cell_result(config: PipelineConfig, cell: Cell, seconds: float) -> dict[str,
     from pipeline.pipeline import label_names
     from pipeline.report import build_report
 
-    report = build_report(config.metadata_path, label_names(config.target))
+    report = build_report(config.metadata_path, label_names(config.target), images=False)
     metrics = report["metrics"]
     return {**asdict(cell), "config": config_fingerprint(config), "run_id": report["run_id"],
             "seconds": round(seconds, 1),
             "transfer_accuracy": metrics["transfer"]["accuracy"],
-            "scratch_accuracy": metrics["baseline"]["accuracy"],
+            "scratch_accuracy": metrics["scratch"]["accuracy"],
             "blessed": report["blessed"], "labels": report["labels"]}
 
 

@@ -3,7 +3,8 @@
 One run trains and pushes; a second run with an impossible margin re-uses every cached
 component but the Evaluators (the push changed what is served) and must neither bless nor
 push; a third with another fine-tuning learning rate retrains the transfer model alone.
-`predict` then reads the pushed model through its raw-bytes signature.
+`predict` then reads the pushed model through its raw-bytes signature. The first run's
+report.html is opened in headless Chromium as a reader would.
 """
 
 import json
@@ -14,6 +15,7 @@ import sys
 import pytest
 from PIL import Image
 
+from tests import browser
 from tests.fashion_mnist import read_idx, write_subset
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +46,17 @@ def run_dir(tmp_path_factory):
     return root, [arg for o in overrides for arg in ("--set", o)]
 
 
+def _latest_report_dir(root):
+    return max((root / "pipeline" / "reports").iterdir(), key=lambda p: p.stat().st_mtime)
+
+
 def _report(root) -> dict:
-    reports = root / "pipeline" / "reports"
-    latest = max(reports.iterdir(), key=lambda p: p.stat().st_mtime)
-    return json.loads((latest / "report.json").read_text())
+    return json.loads((_latest_report_dir(root) / "report.json").read_text())
+
+
+def _summary(stdout: str) -> list[str]:
+    """The terminal summary: what the run prints before the report's path."""
+    return stdout.split("\nreport: ")[0].splitlines()
 
 
 def test_run_trains_evaluates_and_pushes(run_dir):
@@ -56,7 +65,7 @@ def test_run_trains_evaluates_and_pushes(run_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     report = _report(root)
 
-    transfer, baseline = report["metrics"]["transfer"], report["metrics"]["baseline"]
+    transfer, baseline = report["metrics"]["transfer"], report["metrics"]["scratch"]
     assert transfer["example_count"] == baseline["example_count"] > 0
     assert report["blessed"] == (transfer["accuracy"] > baseline["accuracy"]
                                  and transfer["accuracy"] >= 0.5)
@@ -80,6 +89,45 @@ def test_run_trains_evaluates_and_pushes(run_dir):
     assert labels["test"] == transfer["example_count"]
     assert f"judged on {labels['test']} test images" in result.stdout
 
+    # The decision names both Evaluators; nothing was served before, so no served figures.
+    assert all(e["blessed"] for e in report["evaluators"].values())
+    assert "served" not in report["metrics"] and report["served_before"] is None
+    assert "served before: nothing" in result.stdout
+    # Per-class figures, the confusion matrix and the accuracy tell one story.
+    confusion = report["confusion"]["transfer"]
+    right = sum(confusion[i][i] for i in range(len(confusion)))
+    assert sum(map(sum, confusion)) == labels["test"]
+    assert right / labels["test"] == pytest.approx(transfer["accuracy"], abs=1e-6)
+    assert sum(row["recall"] * row["support"] for row in transfer["per_class"].values()) == \
+        pytest.approx(right)
+    # The gallery holds exactly the images the Evaluator counted as wrong.
+    mistakes = report["examples"]["misclassified"]
+    assert mistakes["count"] == labels["test"] - right and mistakes["judged"] == labels["test"]
+    assert report["config"]["target"]["classes"] == ["Sandal", "Shirt"]
+    assert report["config"]["target"]["label_budget"] == 40
+    assert [item["component"] for item in report["timeline"]][0] == "source_example_gen"
+    assert os.path.isfile(report["logs"]["run_log"])
+    assert max(map(len, _summary(result.stdout))) <= 80, result.stdout
+    assert "vs scratch: pass: accuracy gain over scratch" in result.stdout
+
+
+def test_the_report_renders_in_a_browser(run_dir):
+    root, _ = run_dir
+    if not browser.chromium():
+        pytest.fail("headless Chromium is missing: scripts/setup installs Debian's chromium")
+    first = min((root / "pipeline" / "reports").iterdir(), key=lambda p: p.stat().st_mtime)
+    report = json.loads((first / "report.json").read_text())
+    page = browser.render(str(first / "report.html"), str(first / "report.png"))
+    assert not page.console_errors and not page.failed_requests, page
+    shown = len(report["examples"]["misclassified"]["shown"])
+    # Curves of three Trainers, two confusion matrices, the timeline, 6 images a class.
+    assert len(page.images) == 3 + 2 + 1 + 2 * 6 + shown
+    assert all(image["naturalWidth"] > 0 for image in page.images), page.images
+    assert f"Pushed to {report['pushed_model_dir']}" in page.text
+    per_class = next(t for t in page.tables if "precision" in t)
+    assert "Sandal" in per_class and "Shirt" in per_class
+    assert (first / "report.png").stat().st_size > 0
+
 
 def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
     root, sets = run_dir
@@ -97,7 +145,12 @@ def test_rerun_with_impossible_margin_is_cached_and_not_pushed(run_dir):
         states
     assert all(states[node] == "complete" for node in rerun), states
     assert not report["blessed"] and not report["pushed"]
-    assert any("accuracy" in reason for reason in report["blessing_reasons"])
+    assert report["blessing_reasons"][0].startswith("vs scratch: FAIL: accuracy gain")
+    # Against what the first run pushed, which is this same (cached) transfer model: a tie.
+    assert report["evaluators"]["served_evaluator"]["blessed"]
+    assert report["metrics"]["served"]["accuracy"] == report["metrics"]["transfer"]["accuracy"]
+    assert report["served_before"] == max(v for v in versions if v.isdigit())
+    assert "this same transfer model" in result.stdout
     assert sorted(os.listdir(root / "serving")) == versions
 
 
@@ -124,3 +177,11 @@ def test_predict_reads_the_pushed_model(run_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{sandal}: Sandal" in result.stdout
     assert "Shirt=" in result.stdout
+
+    # A file that isn't an image is named, the others are still classified, the exit is 1.
+    broken = tmp_path / "notes.png"
+    broken.write_text("not pixels")
+    result = _tfx_transfer("predict", "--model", str(root / "serving"), str(broken), str(sandal))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"{broken}: not an image (Unknown image file format" in result.stderr
+    assert f"{sandal}: Sandal" in result.stdout

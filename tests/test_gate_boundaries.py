@@ -21,7 +21,7 @@ from tfx.utils import proto_utils
 
 from components.versioned_pusher import executor as pusher_executor
 from pipeline.evaluation import EVAL_SPLIT, build_eval_config, build_served_eval_config
-from pipeline.report import blessing_reasons
+from pipeline import report_metrics
 from transform.features import LABEL_KEY
 
 N_IMAGES = 1000
@@ -114,12 +114,23 @@ def test_margin_zero_blesses_and_pushes_only_a_strict_win(
     blessing, evaluation = _evaluate(tmp_path, test_examples, candidate, reference,
                                      build_eval_config(2, min_accuracy=0.5, margin=0.0))
     assert _is_blessed(blessing) is blessed
-    reasons = blessing_reasons(evaluation)
-    assert bool(reasons) is not blessed
-    if not blessed:
-        gain = (right - REFERENCE_RIGHT) / N_IMAGES
-        assert reasons == [f"accuracy: candidate - baseline = {gain:+.4f}, needed at least "
-                           f"{0:+.4f}"]
+    # What the report says of it: both thresholds, with the values TFMA judged.
+    eval_config = proto_utils.proto_to_json(build_eval_config(2, min_accuracy=0.5, margin=0.0))
+    names = report_metrics.MODEL_NAMES["evaluator"]
+    metrics = report_metrics.read_metrics(evaluation, names)
+    value, gain = report_metrics.checks(evaluation, eval_config, metrics)
+    assert value["passed"] and value["value"] == pytest.approx(right / N_IMAGES, abs=1e-6)
+    assert gain["passed"] is blessed and gain["value"] == pytest.approx(
+        (right - REFERENCE_RIGHT) / N_IMAGES, abs=1e-6)  # TFMA sums in float32
+    assert report_metrics.describe_check(gain, "scratch") == (
+        f"{'pass' if blessed else 'FAIL'}: accuracy gain over scratch "
+        f"{(right - REFERENCE_RIGHT) / N_IMAGES:+.4f}, needed > +0.0000")
+    # Per-class figures from the confusion matrix agree with the accuracy TFMA gated on.
+    confusion = report_metrics.read_confusion(evaluation, names, 2)["transfer"]
+    assert sum(map(sum, confusion)) == N_IMAGES and confusion[0][0] + confusion[1][1] == right
+    table = report_metrics.per_class(confusion, ["a", "b"], metrics["transfer"]["per_class"])
+    assert sum(row["recall"] * row["support"] for row in table.values()) == pytest.approx(right)
+    assert 0 <= table["b"]["auc"] <= 1
 
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
