@@ -17,7 +17,9 @@ image:
 	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
 
 # docs/report_screenshot.png: the latest default run's report.html in headless Chromium.
+CONFIG ?= configs/fashion_mnist_ab.yaml
 REPORTS ?= runs/fashion-mnist-ab/reports
+SCREENSHOT ?= docs/report_screenshot.png
 report-screenshot: setup
-	.venv/bin/tfx-transfer report --config configs/fashion_mnist_ab.yaml
-	.venv/bin/python -m tests.browser "$$(ls -td $(REPORTS)/*/ | head -1)report.html" docs/report_screenshot.png
+	.venv/bin/tfx-transfer report --config $(CONFIG)
+	.venv/bin/python -m tests.browser "$$(ls -td $(REPORTS)/*/ | head -1)report.html" $(SCREENSHOT)

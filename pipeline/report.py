@@ -259,7 +259,7 @@ def render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
         lstrip_blocks=True)
     return env.get_template("report.html.j2").render(
         report=report, plots={name: _inline(path) for name, path in plots.items()},
-        describe=report_metrics.describe_check, served_before=served_before(report))
+        describe=report_metrics.describe_check)
 
 
 def _json_facts(report: dict[str, Any], plots: dict[str, str]) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def test_the_page_renders_every_image_and_says_why_nothing_was_pushed(refused_pa
     assert all(image["naturalWidth"] > 0 for image in page.images), page.images
     assert "Not pushed: not blessed" in page.text
     assert "FAIL: accuracy gain over served -0.0067, needed >= +0.0000" in page.text
-    assert "the model served when the run started (served before: v1700000000)" in page.text
+    assert "the model served when the run started (version 1700000000)" in page.text
     per_class = next(t for t in page.tables if "precision" in t)
     assert all(name in per_class for name in CLASSES) and "0.8889" in per_class  # 40 / 45
     assert "broken-2.png" in page.text and "target: 3 skipped" in page.text
