@@ -126,6 +126,15 @@ def test_blessed_means_both_evaluators_blessed():
         "vs served: FAIL: accuracy gain over served -0.0067, needed >= +0.0000"]
 
 
+def test_a_run_that_stopped_before_the_evaluators_still_gets_a_report(tmp_path):
+    facts = {**_report(served_blessed=True), "metrics": {}, "confusion": {}, "evaluators": {},
+             "examples": {}, "labels": {}, "timeline": []}
+    report.decide(facts, {})
+    paths = report.write_report(facts, str(tmp_path))
+    assert not facts["blessed"] and "Nothing was evaluated" in open(paths["html"]).read()
+    assert "NOT blessed; nothing pushed" in report.summary_table(facts)
+
+
 def test_the_terminal_summary_fits_80_columns_and_counts_what_was_skipped():
     facts = _report(served_blessed=False, skipped=12)
     summary = report.summary_table(facts)
