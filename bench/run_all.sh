@@ -55,6 +55,10 @@ step unfreeze_cnn $PY bench/plain_keras_reference.py --seeds 0 1 2 3 4 --archite
 $PY bench/recipe_ablation.py --tasks shirt_tshirt_200 --seeds 0 1 2 --workdir "$WORK/recipes"
 $PY bench/recipe_ablation.py --variants defaults fixed_epochs frozen_100 --seeds 0 1 2 \
   --tasks shirt_tshirt_50 shirt_tshirt_1000 footwear_100 --workdir "$WORK/recipes"
+step pipeline_vs_plain_shirt_tshirt $PY bench/pipeline_vs_plain.py --workdir "$WORK/shirt-tshirt" \
+  --config configs/fashion_mnist_shirt_tshirt.yaml --budget 160 \
+  --plain-args "--architecture cnn --recipe default --target T-shirt/top Shirt --eval-budget 40" \
+  --out "$OUT/pipeline_vs_plain_shirt_tshirt.json"
 # Scale-out figures of docs/scaling.md.
 step scaling_multiworker $PY bench/scaling_multiworker.py --repeats 3 \
   --out "$OUT/scaling_multiworker.json"
