@@ -22,4 +22,4 @@ REPORTS ?= runs/fashion-mnist-ab/reports
 SCREENSHOT ?= docs/report_screenshot.png
 report-screenshot: setup
 	.venv/bin/tfx-transfer report --config $(CONFIG)
-	.venv/bin/python -m tests.browser "$$(ls -td $(REPORTS)/*/ | head -1)report.html" $(SCREENSHOT)
+	.venv/bin/python -m tests.browser "$$(dirname $$(ls -t $(REPORTS)/*/report.json | head -1))/report.html" $(SCREENSHOT)

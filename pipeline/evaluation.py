@@ -59,8 +59,12 @@ def build_eval_config(n_classes: int, min_accuracy: float, margin: float) -> tfm
 
 
 def build_served_eval_config(tolerance: float) -> tfma.EvalConfig:
-    """Candidate against the model served now: not worse by more than `tolerance`."""
+    """Candidate against the model served now: not worse by more than `tolerance`; loss and
+    the example count are reported beside it."""
+    reported = [tfma.MetricConfig(class_name="SparseCategoricalCrossentropy",
+                                  config='"name": "loss"'),
+                tfma.MetricConfig(class_name="ExampleCount")]
     return tfma.EvalConfig(
         model_specs=[_model_spec("candidate", False), _model_spec("baseline", True)],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[_accuracy_gate(0.0, -tolerance)])
+        metrics_specs=[_accuracy_gate(0.0, -tolerance), tfma.MetricsSpec(metrics=reported)])

@@ -14,6 +14,8 @@ import os
 import textwrap
 from typing import Any
 
+from tfx.utils import path_utils
+
 from components.image_example_gen.custom_config import from_exec_properties
 from components.image_example_gen.executor import SKIPPED_IMAGES_FILE, SPLIT_COUNTS_PROPERTY
 from components.versioned_pusher.executor import PUSH_RECORD_FILE
@@ -134,7 +136,8 @@ def _evaluations(runs: dict, class_names: list[str]) -> tuple[dict, dict, dict]:
             continue
         names = report_metrics.MODEL_NAMES[node]
         found = report_metrics.read_metrics(uri, names)
-        checks = report_metrics.checks(uri, runs[node].properties["eval_config"], found)
+        checks = report_metrics.checks(uri, runs[node].properties["eval_config"], found,
+                                       strict=node == "evaluator")
         blessing = runs[node].outputs.get("blessing")
         evaluators[node] = {"against": baseline, "checks": checks,
                             "blessed": bool(blessing) and _custom(blessing[0], "blessed") == 1}
@@ -156,8 +159,8 @@ def _examples(runs: dict, class_names: list[str]) -> dict[str, Any]:
     model_uri = _uri(runs, "transfer_trainer", "model")
     if not examples_uri or not model_uri or not os.path.isdir(model_uri):
         return {}
-    test = report_examples.read_split(examples_uri, "test")
-    probabilities = report_examples.predict(os.path.join(model_uri, "Format-Serving"), test)
+    test = list(report_examples.read_split(examples_uri, "test"))
+    probabilities = report_examples.predict(path_utils.serving_model_path(model_uri), test)
     return {"classes": report_examples.class_examples(
                 report_examples.read_split(examples_uri, "train"), class_names),
             "misclassified": report_examples.misclassified(test, probabilities, class_names)}
@@ -169,6 +172,8 @@ def decide(report: dict[str, Any], runs: dict) -> None:
     report["blessed"] = len(evaluators) == len(EVALUATORS) and all(
         e["blessed"] for e in evaluators.values())
     report["blessing_reasons"] = [
+        f"{node}: did not finish ({runs[node].state if node in runs else 'did not run'})"
+        for node in EVALUATORS if node not in evaluators] + [
         f"vs {e['against']}: {report_metrics.describe_check(check, e['against'])}"
         for e in evaluators.values() for check in e["checks"] if not check["passed"]]
     pushed = runs.get("pusher") and runs["pusher"].outputs.get("pushed_model")
@@ -259,7 +264,7 @@ def render_html(report: dict[str, Any], plots: dict[str, str]) -> str:
         lstrip_blocks=True)
     return env.get_template("report.html.j2").render(
         report=report, plots={name: _inline(path) for name, path in plots.items()},
-        describe=report_metrics.describe_check)
+        describe=report_metrics.describe_check, served_before=served_before(report))
 
 
 def _json_facts(report: dict[str, Any], plots: dict[str, str]) -> dict[str, Any]:
@@ -271,9 +276,17 @@ def _json_facts(report: dict[str, Any], plots: dict[str, str]) -> dict[str, Any]
                               for item in mistakes["shown"]]}}}
 
 
+def _keep_run_log(report: dict[str, Any], earlier: str) -> None:
+    """Only `run` knows its log file; a re-rendered report keeps what the run's report said."""
+    if report["logs"]["run_log"] is None and os.path.exists(earlier):
+        with open(earlier, encoding="utf-8") as f:
+            report["logs"]["run_log"] = json.load(f).get("logs", {}).get("run_log")
+
+
 def write_report(report: dict[str, Any], out_dir: str) -> dict[str, str]:
     """Write report.json, report.html and the figures' PNGs; return their paths."""
     os.makedirs(out_dir, exist_ok=True)
+    _keep_run_log(report, os.path.join(out_dir, "report.json"))
     plots = _plots(report, out_dir)
     paths = {"json": os.path.join(out_dir, "report.json"),
              "html": os.path.join(out_dir, "report.html"), **plots}
@@ -322,6 +335,8 @@ def _decision_lines(report: dict[str, Any]) -> list[str]:
         lines += [f"  vs {evaluator['against']}: "
                   f"{report_metrics.describe_check(check, evaluator['against'])}"
                   for check in evaluator["checks"]]
+    lines += [f"  {reason}" for reason in report["blessing_reasons"]
+              if not reason.startswith("vs ")]  # an Evaluator that did not finish
     if "served_evaluator" in report["evaluators"]:
         lines.append(f"  {served_before(report)}")
     for reason in report["push_reasons"]:

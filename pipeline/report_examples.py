@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -25,29 +26,32 @@ def data_uri(image: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(image).decode()}"
 
 
-def read_split(examples_uri: str, split: str) -> list[tuple[bytes, bytes, int]]:
-    """(serialized example, image bytes, label) of each example of a split, in file order."""
+Row = tuple[bytes, bytes, int]  # serialized example, image bytes, label
+
+
+def read_split(examples_uri: str, split: str) -> Iterator[Row]:
+    """The examples of a split, in file order, read as they are needed."""
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
             LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    rows = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         parsed = tf.io.parse_single_example(record, spec)
-        rows.append((record.numpy(), parsed[IMAGE_KEY].numpy(), int(parsed[LABEL_KEY])))
-    return rows
+        yield record.numpy(), parsed[IMAGE_KEY].numpy(), int(parsed[LABEL_KEY])
 
 
-def class_examples(rows: list[tuple[bytes, bytes, int]], class_names: list[str],
+def class_examples(rows: Iterable[Row], class_names: list[str],
                    per_class: int = EXAMPLES_PER_CLASS) -> dict[str, list[str]]:
-    """The first `per_class` images of each class, as data URIs."""
+    """The first `per_class` images of each class, as data URIs; reads no further."""
     found: dict[str, list[str]] = {name: [] for name in class_names}
     for _, image, label in rows:
         if len(found[class_names[label]]) < per_class:
             found[class_names[label]].append(data_uri(image))
+        if all(len(images) == per_class for images in found.values()):
+            break
     return found
 
 
-def predict(model_dir: str, rows: list[tuple[bytes, bytes, int]]) -> list[list[float]]:
+def predict(model_dir: str, rows: list[Row]) -> list[list[float]]:
     """Class probabilities of each example through the model's serving_default signature."""
     classify = tf.saved_model.load(model_dir).signatures["serving_default"]
     probabilities = []
@@ -57,7 +61,7 @@ def predict(model_dir: str, rows: list[tuple[bytes, bytes, int]]) -> list[list[f
     return probabilities
 
 
-def misclassified(rows: list[tuple[bytes, bytes, int]], probabilities: list[list[float]],
+def misclassified(rows: list[Row], probabilities: list[list[float]],
                   class_names: list[str], cap: int = GALLERY_SIZE) -> dict[str, Any]:
     """The wrongly classified test images, most confident mistakes first (ties by position
     in the split, so the choice is deterministic), at most `cap` of them shown."""

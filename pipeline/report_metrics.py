@@ -102,11 +102,11 @@ def _failed(evaluation_uri: str) -> set[tuple[str, bool]]:
             for failure in per_slice.failures}
 
 
-def checks(evaluation_uri: str, eval_config_json: str,
-           metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def checks(evaluation_uri: str, eval_config_json: str, metrics: dict[str, dict[str, Any]],
+           strict: bool) -> list[dict[str, Any]]:
     """Every threshold the Evaluator applied: the value it judged, the bound, and whether
-    TFMA's validation passed it (a change threshold passes when the difference reaches the
-    bound; the pipeline adds 1e-9 to a margin so that a tie fails)."""
+    TFMA's validation passed it. A change threshold passes when the difference reaches the
+    bound; `strict`: its bound is a margin plus STRICTLY_BETTER, so a tie fails."""
     config = json_format.Parse(eval_config_json, tfma.EvalConfig())
     failed = _failed(evaluation_uri)
     candidate = metrics.get("transfer", {})
@@ -114,15 +114,9 @@ def checks(evaluation_uri: str, eval_config_json: str,
     for rule in _rules(config):
         is_change = rule["kind"] == "change"
         value = (candidate.get("diff", {}) if is_change else candidate).get(rule["metric"])
-        found.append({**rule, "value": value, "strict": is_change and _is_strict(rule["bound"]),
+        found.append({**rule, "value": value, "strict": is_change and strict,
                       "passed": (rule["metric"], is_change) not in failed})
     return found
-
-
-def _is_strict(bound: float) -> bool:
-    """Whether a change bound is a margin plus STRICTLY_BETTER, i.e. means "more than"."""
-    margin = bound - STRICTLY_BETTER
-    return abs(bound - round(bound, 6)) > 1e-12 and abs(margin - round(margin, 6)) < 1e-12
 
 
 def describe_check(check: dict[str, Any], baseline: str) -> str:

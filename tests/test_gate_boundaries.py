@@ -118,7 +118,7 @@ def test_margin_zero_blesses_and_pushes_only_a_strict_win(
     eval_config = proto_utils.proto_to_json(build_eval_config(2, min_accuracy=0.5, margin=0.0))
     names = report_metrics.MODEL_NAMES["evaluator"]
     metrics = report_metrics.read_metrics(evaluation, names)
-    value, gain = report_metrics.checks(evaluation, eval_config, metrics)
+    value, gain = report_metrics.checks(evaluation, eval_config, metrics, strict=True)
     assert value["passed"] and value["value"] == pytest.approx(right / N_IMAGES, abs=1e-6)
     assert gain["passed"] is blessed and gain["value"] == pytest.approx(
         (right - REFERENCE_RIGHT) / N_IMAGES, abs=1e-6)  # TFMA sums in float32

@@ -68,9 +68,7 @@ def test_data_uris_name_the_image_format():
 ])
 def test_change_thresholds_say_whether_a_tie_passes(bound, strict, text):
     check = {"metric": "accuracy", "kind": "change", "bound": bound, "value": 0.0,
-             "passed": not strict}
-    check["strict"] = report_metrics._is_strict(bound)
-    assert check["strict"] is strict
+             "strict": strict, "passed": not strict}
     assert report_metrics.describe_check(check, "scratch").endswith(text)
 
 
@@ -97,7 +95,7 @@ def _report(*, served_blessed: bool, skipped: int = 0) -> dict:
                                  "per_class": per_class},
                     "scratch": {"accuracy": 0.6467, "loss": 0.9, "example_count": 150.0,
                                 "per_class": per_class},
-                    "served": {"accuracy": 0.6733, "example_count": 150.0}},
+                    "served": {"accuracy": 0.6733, "loss": 0.85, "example_count": 150.0}},
         "confusion": {"transfer": CONFUSION, "scratch": CONFUSION},
         "labels": {"transfer": {"train": 80, "eval": 20, "source": 42000},
                    "scratch": {"train": 80, "eval": 20}, "test": 150},
@@ -133,6 +131,16 @@ def test_a_run_that_stopped_before_the_evaluators_still_gets_a_report(tmp_path):
     paths = report.write_report(facts, str(tmp_path))
     assert not facts["blessed"] and "Nothing was evaluated" in open(paths["html"]).read()
     assert "NOT blessed; nothing pushed" in report.summary_table(facts)
+
+
+def test_an_evaluator_that_did_not_finish_is_named_as_the_reason():
+    facts = _report(served_blessed=True)
+    del facts["evaluators"]["served_evaluator"]
+    runs = {"served_evaluator": ComponentRun("served_evaluator", "failed", 1.0, {})}
+    report.decide(facts, runs)
+    assert not facts["blessed"]
+    assert facts["blessing_reasons"] == ["served_evaluator: did not finish (failed)"]
+    assert "  served_evaluator: did not finish (failed)" in report.summary_table(facts)
 
 
 def test_the_terminal_summary_fits_80_columns_and_counts_what_was_skipped():
@@ -175,7 +183,7 @@ def test_the_page_renders_every_image_and_says_why_nothing_was_pushed(refused_pa
     assert all(image["naturalWidth"] > 0 for image in page.images), page.images
     assert "Not pushed: not blessed" in page.text
     assert "FAIL: accuracy gain over served -0.0067, needed >= +0.0000" in page.text
-    assert "the model served when the run started (version 1700000000)" in page.text
+    assert "what was served when the run started (served before: v1700000000)" in page.text
     per_class = next(t for t in page.tables if "precision" in t)
     assert all(name in per_class for name in CLASSES) and "0.8889" in per_class  # 40 / 45
     assert "broken-2.png" in page.text and "target: 3 skipped" in page.text
