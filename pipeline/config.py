@@ -6,7 +6,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
@@ -14,7 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from components.image_example_gen.options import DatasetConfig
 from kubeflow.options import CREDENTIAL_FLAGS, KubeflowConfig
-from trainer.options import KERAS_APPLICATIONS, ModelConfig, TrainingConfig
+from trainer.options import KERAS_APPLICATIONS, ModelConfig, PretrainingMethod, TrainingConfig
 from transform.options import ImageConfig
 
 PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -40,6 +40,19 @@ class EvaluationConfig(_Strict):
     regression_tolerance: float = Field(
         default=0.0, ge=0, le=1, description="Accuracy the candidate may lose against the "
         "model served now (the latest one that passed this check) and still be pushed.")
+
+
+class PretrainingConfig(_Strict):
+    """What the pretrain Trainer learns from, and on which images."""
+
+    method: PretrainingMethod = Field(
+        default="supervised", description="supervised: the source's labels; autoencoder: "
+        "reconstruct the images; rotation: tell how far each image was turned (square "
+        "images). The last two read no labels.")
+    data: Literal["source", "target_unlabelled"] = Field(
+        default="source", description="source: the `source:` dataset; target_unlabelled: "
+        "the target's own train and eval images beyond its two label budgets, without their "
+        "labels (leave `source:` out).")
 
 
 class PipelineDatasetConfig(DatasetConfig):
@@ -86,6 +99,7 @@ class PipelineConfig(_Strict):
     source: PipelineDatasetConfig | None = Field(
         default=None, description="Pretraining data; needed unless model.weights gives a backbone.")
     target: PipelineDatasetConfig
+    pretraining: PretrainingConfig = PretrainingConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -107,16 +121,52 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _source_or_backbone(self) -> "PipelineConfig":
-        if self.source is None and self.model.weights is None:
-            raise ValueError("source: needed to pretrain, unless model.weights names a backbone")
+        from_target = self.pretraining.data == "target_unlabelled"
+        if self.source is None and self.model.weights is None and not from_target:
+            raise ValueError("source: needed to pretrain, unless model.weights names a "
+                             "backbone or pretraining.data is target_unlabelled")
         if self.model.architecture in KERAS_APPLICATIONS and self.image.channels != 3:
             raise ValueError(f"image.channels: {self.model.architecture} needs 3 channels")
         return self
 
+    @model_validator(mode="after")
+    def _pretraining_fits(self) -> "PipelineConfig":
+        method, data = self.pretraining.method, self.pretraining.data
+        if self.model.weights is not None and (method, data) != ("supervised", "source"):
+            raise ValueError("pretraining: nothing is pretrained when model.weights names a "
+                             "backbone; leave pretraining out")
+        if method == "supervised" and (data == "target_unlabelled" or (
+                self.source is not None and not self.source.labelled)):
+            raise ValueError("pretraining.method: supervised pretraining needs a labelled "
+                             "source; autoencoder or rotation learn from images alone")
+        if method == "rotation" and self.image.height != self.image.width:
+            raise ValueError(f"pretraining.method: rotation turns images by quarter turns, "
+                             f"which needs square images; image is {self.image.height}x"
+                             f"{self.image.width}")
+        if data == "target_unlabelled":
+            if self.source is not None:
+                raise ValueError("source: pretraining.data target_unlabelled pretrains on the "
+                                 "target's own images; leave source out")
+            if self.target.label_budget is None or self.target.eval_label_budget is None:
+                raise ValueError("target: pretraining.data target_unlabelled needs "
+                                 "label_budget and eval_label_budget: the images beyond "
+                                 "them are the unlabelled pool")
+        return self
+
     @property
     def pretrains(self) -> bool:
-        """Whether a pretrain Trainer runs on the source, or a given backbone is reused."""
+        """Whether a pretrain Trainer runs, or a given backbone is reused."""
         return self.model.weights is None
+
+    @property
+    def pretraining_dataset(self) -> PipelineDatasetConfig:
+        """What the pretrain Trainer's ExampleGen reads: the source, or the target's train
+        and eval images beyond its label budgets, their labels dropped."""
+        if self.pretraining.data == "source":
+            assert self.source is not None, "checked by _source_or_backbone"
+            return self.source
+        return self.target.model_copy(update={"labelled": False, "beyond_label_budget": True,
+                                              "max_class_imbalance": None})
 
     @property
     def target_side_seed(self) -> int:
@@ -228,7 +278,8 @@ def _check_dataset(key: str, dataset: DatasetConfig) -> None:
         raise ConfigError(f"{key}: {error}") from None
     if summary.counts is None:
         return  # tfrecords: ImageExampleGen counts and checks them when it runs
-    selected = {name: summary.counts.get(name, 0) for name in labels}
+    # An unlabelled folder's images are all counted under one name.
+    selected = {name: summary.counts.get(name, 0) for name in labels} or summary.counts
     if dataset.max_class_imbalance is not None:
         # The training files' counts: what the splits and the label budget will mirror.
         problem = imbalance_problem(selected, dataset.max_class_imbalance)

@@ -40,14 +40,19 @@ def label_names(dataset: DatasetConfig) -> list[str]:
 
 
 def _seed(config: PipelineConfig, side: str) -> int:
-    """The seed of the source side (source data, pretraining) or of the target side."""
+    """The seed of the source side (source data, pretraining) or of the target side. A pool
+    of the target's unlabelled images is the complement of its label sample: same seed."""
+    if side == "source" and config.pretraining.data == "target_unlabelled":
+        return config.target_side_seed
     return config.seed if side in ("source", "pretrain") else config.target_side_seed
 
 
 def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
             installed_code: bool) -> dict[str, BaseNode]:
-    """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset."""
-    example_gen = ImageExampleGen(dataset=getattr(config, dataset), label_names=labels,
+    """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset
+    ('source': what the pretrain Trainer reads, see PipelineConfig.pretraining_dataset)."""
+    data = config.pretraining_dataset if dataset == "source" else config.target
+    example_gen = ImageExampleGen(dataset=data, label_names=labels,
                                   seed=_seed(config, dataset)).with_id(f"{dataset}_example_gen")
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"]).with_id(f"{dataset}_statistics_gen")
@@ -74,8 +79,11 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
              installed_code: bool, make: TrainerComponent,
              base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
-    custom_config = TrainerConfig.for_role(role, config.model, config.training, labels,
-                                           _seed(config, role))
+    method = config.pretraining.method
+    custom_config = TrainerConfig.for_role(
+        role, config.model, config.training,
+        [] if role == "pretrain" and method != "supervised" else labels, _seed(config, role),
+        method)
     transform = data["transform"]
     return make(
         **user_code(RUN_FN, installed_code),
@@ -110,7 +118,7 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
     nodes: list[BaseNode] = []
     base_model = None
     if config.pretrains:
-        source_labels = label_names(config.source)
+        source_labels = label_names(config.pretraining_dataset)
         source = _ingest(config, "source", source_labels, installed_code)
         pretrain = trainer("pretrain", source, source_labels)
         base_model = pretrain.outputs["model"]

@@ -55,15 +55,32 @@ def _split_counts(runs: dict, node: str) -> dict[str, int] | None:
     return json.loads(counts) if counts else None
 
 
+def pretraining_method(runs: dict) -> str:
+    """What the pretrain Trainer learnt from: its config's, else (it didn't run) 'supervised'
+    unless the source ExampleGen dropped the labels."""
+    trainer, example_gen = runs.get("pretrain_trainer"), runs.get("source_example_gen")
+    if trainer and trainer.properties.get("custom_config"):
+        return json.loads(trainer.properties["custom_config"]).get("pretraining", "supervised")
+    if example_gen and example_gen.properties.get("custom_config"):
+        return "supervised" if from_exec_properties(
+            example_gen.properties).dataset.labelled else "unlabelled"
+    return "supervised"
+
+
 def label_accounting(runs: dict) -> dict[str, Any]:
     """The labelled images each Trainer used, per split (eval steers early stopping and the
     learning rate, so its labels count), the source labels the transfer model used through
-    pretraining, and the test images both target models were judged on."""
+    pretraining, and the test images both target models were judged on. `pretrain.images`
+    is what the pretraining read, labelled or not."""
     source = _split_counts(runs, "source_example_gen")
     target = _split_counts(runs, "target_example_gen")
     labels: dict[str, Any] = {}
     if source:
-        labels["pretrain"] = {"train": source["train"], "eval": source["eval"]}
+        read = {"train": source["train"], "eval": source["eval"]}
+        labelled = pretraining_method(runs) == "supervised"
+        labels["pretrain"] = {**(read if labelled else {"train": 0, "eval": 0}),
+                              "images": read["train"] + read["eval"]}
+        source = {split: labels["pretrain"][split] for split in ("train", "eval")}
     if target:
         used = {"train": target["train"], "eval": target["eval"]}
         labels["transfer"] = {**used, **(
@@ -95,7 +112,9 @@ def config_summary(runs: dict) -> dict[str, Any]:
             options = from_exec_properties(run.properties)
             summary[dataset] = {"classes": options.label_names, **options.dataset.model_dump(
                 mode="json", include={"path", "format", "label_budget", "eval_label_budget",
-                                      "on_bad_image"})}
+                                      "on_bad_image", "labelled", "beyond_label_budget"})}
+    if "source" in summary:
+        summary["pretraining"] = pretraining_method(runs)
     trainer = runs.get("transfer_trainer")
     if trainer and trainer.properties.get("custom_config"):
         config = json.loads(trainer.properties["custom_config"])

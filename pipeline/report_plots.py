@@ -20,12 +20,15 @@ def _save(fig, path: str) -> None:
 
 def plot_curves(histories: dict[str, list[dict[str, float]]], title: str, path: str) -> None:
     """Accuracy and loss per epoch, the phases one after the other, each boundary marked
-    and each phase named."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    and each phase named; an autoencoder's history has the loss alone."""
+    metrics = [metric for metric in ("accuracy", "loss")
+               if any(metric in row for rows in histories.values() for row in rows)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    axes = axes[0]
     offset = 0
     for phase, rows in histories.items():
         epochs = [offset + i + 1 for i in range(len(rows))]
-        for ax, metric in zip(axes, ("accuracy", "loss")):
+        for ax, metric in zip(axes, metrics):
             ax.plot(epochs, [r.get(metric) for r in rows], label=f"{phase} train")
             ax.plot(epochs, [r.get(f"val_{metric}") for r in rows], "--", label=f"{phase} eval")
             if offset:
@@ -33,7 +36,7 @@ def plot_curves(histories: dict[str, list[dict[str, float]]], title: str, path: 
             ax.text(offset + 0.7, 1.0, phase, transform=ax.get_xaxis_transform(),
                     va="bottom", fontsize=8)
         offset += len(rows)
-    for ax, metric in zip(axes, ("accuracy", "loss")):
+    for ax, metric in zip(axes, metrics):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -42,6 +42,44 @@ def test_the_harder_benchmark_counts_200_labels_and_keeps_its_classes_out_of_the
     assert config.training == TrainingConfig()  # the defaults users get
 
 
+UNLABELLED = Path("configs/fashion_mnist_unlabelled.yaml")
+
+
+def test_the_unlabelled_config_pretrains_on_the_targets_images_beyond_its_budgets():
+    config = load_config(UNLABELLED)
+    harder = load_config("configs/fashion_mnist_shirt_tshirt.yaml")
+    assert config.source is None and config.pretrains
+    assert (config.pretraining.method, config.pretraining.data) == (
+        "autoencoder", "target_unlabelled")
+    assert config.target == harder.target  # the same 200 labels as the supervised benchmark
+    pool = config.pretraining_dataset
+    assert (pool.labelled, pool.beyond_label_budget, pool.max_class_imbalance) == (
+        False, True, None)
+    assert pool.model_copy(update={"labelled": True, "beyond_label_budget": False,
+                                   "max_class_imbalance": 10.0}) == config.target
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["pretraining.method=supervised"], "supervised pretraining needs a labelled source"),
+    (["target.eval_label_budget=null"], "needs label_budget and eval_label_budget"),
+    (["source.format=idx", "source.path=/usr/share/datasets/fashion-mnist"],
+     "leave source out"),
+    (["pretraining.method=rotation", "image.width=32"], "needs square images; image is 28x32"),
+    (["model.architecture=mobilenet_v2", "image.channels=3", "model.weights=w.h5"],
+     "nothing is pretrained when model.weights names a backbone"),
+])
+def test_bad_pretraining_configs_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(UNLABELLED, overrides)
+
+
+def test_an_unlabelled_source_needs_a_label_free_method():
+    with pytest.raises(ConfigError, match="supervised pretraining needs a labelled source"):
+        load_config(DEFAULT, ["source.labelled=false"])
+    config = load_config(DEFAULT, ["source.labelled=false", "pretraining.method=rotation"])
+    assert config.pretraining_dataset == config.source
+
+
 def test_overrides_are_parsed_as_yaml():
     config = load_config(DEFAULT, ["training.batch_size=64", "training.fine_tune.unfreeze=2",
                                    "target.label_budget=null", "evaluation.margin=0.01"])

@@ -159,6 +159,68 @@ def test_target_task_budgets_are_stratified_and_deterministic(fashion, tmp_path)
     assert records(run(tmp_path / "b", dataset, ["Sandal", "Shirt"])) == records(first_run)
 
 
+def test_the_unlabelled_pool_is_the_exact_complement_of_the_label_sample(fashion, tmp_path):
+    """The target's images beyond its budgets, labels dropped: with the budgets' own sample
+    it makes up every train and eval image once, and the test split is the same."""
+    classes = ["T-shirt/top", "Shirt"]
+    budgeted = DatasetConfig(format="idx", path=str(fashion), class_names=FASHION,
+                             classes=classes, label_budget=20, eval_label_budget=7)
+    pool_config = budgeted.model_copy(update={"labelled": False, "beyond_label_budget": True})
+    labelled = read_all(run(tmp_path / "labelled", budgeted, classes))
+    pool_run = run(tmp_path / "pool", pool_config, classes)
+    pool = read_all(pool_run)
+    everything = read_all(run(tmp_path / "all", budgeted.model_copy(
+        update={"label_budget": None, "eval_label_budget": None}), classes))
+    for split in ("train", "eval"):
+        sampled = {fields(example)[0] for example in labelled[split]}
+        unlabelled = [fields(example)[0] for example in pool[split]]
+        assert not sampled & set(unlabelled)
+        assert sorted([*sampled, *unlabelled]) == sorted(
+            fields(example)[0] for example in everything[split])
+    assert len(pool["train"]) == len(everything["train"]) - 20
+    assert len(pool["eval"]) == len(everything["eval"]) - 7
+    assert {fields(example)[1:] for split in SPLITS for example in pool[split]} == {(-1, "")}
+    assert len(pool["test"]) == len(everything["test"])
+    counts = json.loads(pool_run.get_string_custom_property("class_counts"))
+    assert counts["train"] == {"(unlabelled)": len(pool["train"])}
+    assert Path(pool_run.uri, "label_vocabulary.txt").read_text() == ""
+
+
+def test_an_unlabelled_image_folder_holds_its_images_directly(tmp_path):
+    for i in range(40):
+        image_files.write_image(tmp_path / "images" / f"{i:03d}.png", seed=i)
+    image_files.write_broken(tmp_path / "images" / "broken.png", "corrupt")
+    dataset = DatasetConfig(format="image_folder", path=str(tmp_path / "images"),
+                            labelled=False, on_bad_image="skip", test_fraction=0.2)
+    examples = run(tmp_path / "out", dataset, [])
+    splits = read_all(examples)
+    assert sum(map(len, splits.values())) == 40
+    assert {fields(example)[1:] for split in SPLITS for example in splits[split]} == {(-1, "")}
+    assert [entry["path"] for entry in skipped(examples)] == [
+        str(tmp_path / "images" / "broken.png")]
+    assert split_counts(examples) == {split: len(splits[split]) for split in SPLITS}
+
+
+def test_an_unlabelled_folder_with_class_folders_is_an_error_naming_it(tmp_path):
+    image_files.write_image_folder(tmp_path / "images", {"cats": 3, "dogs": 3})
+    dataset = DatasetConfig(format="image_folder", path=str(tmp_path / "images"),
+                            labelled=False)
+    with pytest.raises(DatasetError, match=r"images: an unlabelled image folder holds its "
+                       r"images directly; found folder\(s\)"):
+        run(tmp_path / "out", dataset, [])
+
+
+def test_an_unlabelled_pool_left_empty_by_the_budgets_is_an_error(tmp_path):
+    write_labelled_idx(tmp_path, [0, 1] * 10)
+    n_eval = sum(unit_hash(f"train#{index}") < 0.3 for index in range(20))
+    assert 0 < n_eval < 20
+    dataset = DatasetConfig(format="idx", path=str(tmp_path), class_names=["a", "b"],
+                            labelled=False, beyond_label_budget=True, eval_fraction=0.3,
+                            label_budget=20 - n_eval, eval_label_budget=1)
+    with pytest.raises(DatasetError, match="no train images left to pretrain on"):
+        run(tmp_path / "out", dataset, ["a", "b"])
+
+
 def write_labelled_idx(directory: Path, train_labels: list[int], compress: bool = True) -> None:
     images = np.random.default_rng(0).integers(0, 256, (len(train_labels), 5, 5))
     image_files.write_idx(directory, "train", images, np.array(train_labels), compress)

@@ -1,13 +1,15 @@
 """The Trainer module file: `run_fn`, shared by the three Trainers, which differ in role.
 
-- pretrain: trains the architecture on the source task; also leaves a Keras H5 copy.
+- pretrain: trains the architecture on the source task, or on a task without labels
+  (trainer/pretext.py: autoencoder, rotation); also leaves a Keras H5 copy.
 - transfer: reuses a pretrained base (from fn_args.base_model, or model.weights for a Keras
   application) under a new head: frozen phase, then fine-tune phase (see trainer/phases.py).
 - scratch: the same architecture and head from random weights, on the same target data:
   the honest baseline the transfer must beat.
 
-Outputs: the serving SavedModel in fn_args.serving_model_dir (trainer/serving_signatures.py),
-per-phase TensorBoard logs and history.csv under fn_args.model_run_dir.
+Outputs: the serving SavedModel in fn_args.serving_model_dir (trainer/serving_signatures.py;
+a label-free pretraining exports its encoder), per-phase TensorBoard logs and history.csv
+under fn_args.model_run_dir.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from trainer.devices import (choose_strategy, is_chief, make_deterministic,
 from trainer.image_inputs import Splits, image_shape, training_splits
 from trainer.options import ModelConfig, TrainerConfig
 from trainer.phases import fine_tune_phase, fit, frozen_phase
-from trainer.serving_signatures import export_serving_model
+from trainer.pretext import pretext_model, pretext_splits
+from trainer.serving_signatures import export_encoder, export_serving_model
 
 
 def classifier(base: keras.Model, config: TrainerConfig) -> tuple[keras.Model, keras.Model]:
@@ -61,11 +64,18 @@ def reused_base(model_config: ModelConfig, input_shape: ImageShape,
 
 def pretrain(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape: ImageShape,
              strategy: tf.distribute.Strategy) -> keras.Model:
-    """Train the whole architecture on the source task."""
+    """Train the whole architecture on the source task, or on a pretext task of its images."""
+    phase = config.training.pretrain
+    if config.pretraining == "supervised":
+        with strategy.scope():
+            model, _ = classifier(build_base(config.model, input_shape), config)
+        fit(model, splits, "pretrain", phase, config.training, fn_args.model_run_dir)
+        return model
     with strategy.scope():
-        model, _ = classifier(build_base(config.model, input_shape), config)
-    fit(model, splits, "pretrain", config.training.pretrain, config.training,
-        fn_args.model_run_dir)
+        model, loss = pretext_model(config.pretraining, build_base(config.model, input_shape),
+                                    input_shape, config.model.dropout)
+    fit(model, pretext_splits(config.pretraining, splits), "pretrain", phase, config.training,
+        fn_args.model_run_dir, loss)
     return model
 
 
@@ -117,8 +127,11 @@ def run_fn(fn_args: FnArgs) -> None:
     # H5 first: exporting attaches the Transform layer, which H5 cannot hold.
     if config.role == "pretrain" and is_chief(strategy):
         save_keras_model(model, keras_model_path(fn_args.serving_model_dir))
-    export_serving_model(model, tft_output, config.label_names,
-                         model_dir_for(strategy, fn_args.serving_model_dir))
+    export_dir = model_dir_for(strategy, fn_args.serving_model_dir)
+    if config.pretraining == "supervised":
+        export_serving_model(model, tft_output, config.label_names, export_dir)
+    else:
+        export_encoder(model.get_layer("base"), tft_output, export_dir)
     # TFX checks, on every worker, that the model exists: wait until the chief wrote it.
     sync_workers(strategy)
     logging.info("%s model written to %s", config.role, fn_args.serving_model_dir)

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 KERAS_APPLICATIONS = ("mobilenet_v2", "efficientnet_b0", "xception", "resnet50")
 Architecture = Literal["dense", "cnn", "mobilenet_v2", "efficientnet_b0", "xception", "resnet50"]
 Role = Literal["pretrain", "transfer", "scratch"]
+# What the pretrain Trainer learns from: the source's labels, or the images alone
+# (trainer/pretext.py): reconstructing them, or telling by how much each was turned.
+PretrainingMethod = Literal["supervised", "autoencoder", "rotation"]
 # Layers with weights (BatchNorm counted with its layer) of the project's own bases: what
 # reuse_layers may count up to (tests/test_trainer_architectures.py checks them).
 REUSABLE_LAYERS = {"dense": 5, "cnn": 3}
@@ -130,15 +133,34 @@ class TrainerConfig(_Strict):
     role: Role
     model: ModelConfig
     training: TrainingConfig
-    label_names: list[str] = Field(min_length=2)
+    label_names: list[str] = Field(description="The classes; empty when pretraining without "
+                                   "labels.")
     seed: int = 42
+    pretraining: PretrainingMethod = Field(
+        default="supervised", description="pretrain role only: what the base learns from.")
+
+    @model_validator(mode="after")
+    def _labels_where_needed(self) -> "TrainerConfig":
+        if self.role != "pretrain" and self.pretraining != "supervised":
+            raise ValueError(f"pretraining: only the pretrain Trainer pretrains; the "
+                             f"{self.role} Trainer trains a classifier")
+        needs_labels = self.pretraining == "supervised"
+        if needs_labels and len(self.label_names) < 2:
+            raise ValueError(f"label_names: a classifier needs at least 2, got "
+                             f"{self.label_names}")
+        if not needs_labels and self.label_names:
+            raise ValueError(f"label_names: {self.pretraining} pretraining uses no labels, "
+                             f"got {self.label_names}")
+        return self
 
     @classmethod
     def for_role(cls, role: Role, model: ModelConfig, training: TrainingConfig,
-                 label_names: list[str], seed: int) -> "TrainerConfig":
+                 label_names: list[str], seed: int,
+                 pretraining: PretrainingMethod = "supervised") -> "TrainerConfig":
         """The settings `role` reads, with every other one at its default, so changing a
         phase re-runs only the Trainers that train it (e.g. `fine_tune` leaves pretraining
-        cached). Scratch's phase is resolved here: by default it derives from the transfer's."""
+        cached). Scratch's phase is resolved here: by default it derives from the transfer's.
+        `pretraining` is the pretrain role's method; other roles train classifiers."""
         defaults, model_defaults = TrainingConfig(), ModelConfig()
         unused: dict[str, object] = {"pretrain": defaults.pretrain, "frozen": defaults.frozen,
                                      "fine_tune": defaults.fine_tune, "scratch": None,
@@ -153,4 +175,4 @@ class TrainerConfig(_Strict):
             "reuse_layers": model_defaults.reuse_layers, "weights": model_defaults.weights}
         return cls(role=role, model=model.model_copy(update=model_updates),
                    training=training.model_copy(update=updates), label_names=label_names,
-                   seed=seed)
+                   seed=seed, pretraining=pretraining if role == "pretrain" else "supervised")

@@ -40,10 +40,15 @@ class LogLearningRate(keras.callbacks.Callback):
             logs["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
 
 
-def compile_for(model: keras.Model, optimizer: str, learning_rate: float) -> None:
-    """Compile with a fresh optimizer: sparse cross-entropy, metric named 'accuracy'."""
-    model.compile(optimizer=_OPTIMIZERS[optimizer](learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+CLASSIFIER_LOSS = "sparse_categorical_crossentropy"
+
+
+def compile_for(model: keras.Model, optimizer: str, learning_rate: float,
+                loss: str = CLASSIFIER_LOSS) -> None:
+    """Compile with a fresh optimizer; a classifier (sparse cross-entropy) also reports a
+    metric named 'accuracy'."""
+    model.compile(optimizer=_OPTIMIZERS[optimizer](learning_rate=learning_rate), loss=loss,
+                  metrics=["accuracy"] if loss == CLASSIFIER_LOSS else [])
 
 
 def train_callbacks(name: str, phase: PhaseConfig, training: TrainingConfig,
@@ -66,12 +71,12 @@ def train_callbacks(name: str, phase: PhaseConfig, training: TrainingConfig,
 
 
 def fit(model: keras.Model, splits: Splits, name: str, phase: PhaseConfig,
-        training: TrainingConfig, run_dir: str) -> None:
+        training: TrainingConfig, run_dir: str, loss: str = CLASSIFIER_LOSS) -> None:
     """Compile `model` for `phase` and train it on `splits`, validating on the eval split."""
     if phase.epochs == 0:
         logging.info("Phase %s: 0 epochs, skipped", name)
         return
-    compile_for(model, training.optimizer, phase.learning_rate)
+    compile_for(model, training.optimizer, phase.learning_rate, loss)
     trainable = sum(int(tf.size(weight)) for weight in model.trainable_weights)
     logging.info("Phase %s: %d epochs at lr %g, %d trainable parameters", name, phase.epochs,
                  phase.learning_rate, trainable)

@@ -8,13 +8,14 @@ Signatures, both returning {'probabilities': float32 [B, n], 'class_id': int64 [
 - `serving_raw(image_bytes)`: encoded PNG/JPEG/BMP/GIF bytes, what a REST client sends.
 
 Class names are constants in the graph, and `assets.extra/label_vocabulary.txt` lists them
-one a line in class-id order.
+one a line in class-id order. A pretraining without labels exports its encoder the same
+way, both signatures returning {'embedding': float32 [B, d]}: the base's features.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -37,8 +38,9 @@ def predictions(probabilities: tf.Tensor, label_names: Sequence[str]) -> Outputs
 
 
 def serving_functions(model: keras.Model, tft_output: tft.TFTransformOutput,
-                      label_names: Sequence[str]) -> Signatures:
-    """`serving_default` and `serving_raw`, both through the model's attached Transform layer."""
+                      respond: Callable[[tf.Tensor], Outputs]) -> Signatures:
+    """`serving_default` and `serving_raw`, both through the model's attached Transform
+    layer, then `respond` to the transformed images."""
     raw_spec = tft_output.raw_feature_spec()
     image_spec = raw_spec[IMAGE_KEY]
     # Serving requests carry no label: the Transform graph prunes what depends on it.
@@ -46,8 +48,7 @@ def serving_functions(model: keras.Model, tft_output: tft.TFTransformOutput,
                     if key not in (LABEL_KEY, LABEL_NAME_KEY)}
 
     def classify(raw_features: dict[str, tf.Tensor]) -> Outputs:
-        transformed = model.tft_layer(raw_features)
-        return predictions(model(transformed[TRANSFORMED_IMAGE_KEY], training=False), label_names)
+        return respond(model.tft_layer(raw_features)[TRANSFORMED_IMAGE_KEY])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples: tf.Tensor) -> Outputs:
@@ -70,11 +71,24 @@ def write_label_vocabulary(export_dir: str, label_names: Sequence[str]) -> None:
         f.write("".join(f"{name}\n" for name in label_names))
 
 
-def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
-                         label_names: Sequence[str], export_dir: str) -> None:
-    """Save `model` with the Transform graph and both signatures as a SavedModel."""
+def _save(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
+          respond: Callable[[tf.Tensor], Outputs]) -> None:
     # An attribute of the model, so the SavedModel tracks (and ships) the Transform graph.
     model.tft_layer = tft_output.transform_features_layer()
     model.save(export_dir, save_format="tf", include_optimizer=False,
-               signatures=serving_functions(model, tft_output, label_names))
+               signatures=serving_functions(model, tft_output, respond))
+
+
+def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
+                         label_names: Sequence[str], export_dir: str) -> None:
+    """Save the classifier `model` with the Transform graph and both signatures."""
+    _save(model, tft_output, export_dir, lambda images: predictions(
+        model(images, training=False), label_names))
     write_label_vocabulary(export_dir, label_names)
+
+
+def export_encoder(base: keras.Model, tft_output: tft.TFTransformOutput,
+                   export_dir: str) -> None:
+    """Save the base of a label-free pretraining: both signatures return its 'embedding'."""
+    _save(base, tft_output, export_dir, lambda images: {
+        "embedding": tf.cast(base(images, training=False), tf.float32)})

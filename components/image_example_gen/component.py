@@ -24,14 +24,17 @@ class ImageExampleGen(component.FileBasedExampleGen):
     """Ingests one dataset into train / eval / test tf.Examples (image, label, label_name).
 
     `label_names` are the output classes in label order; examples of other classes are
-    left out. The FileBasedDriver resolves span folders, as for TFX's own ExampleGens.
+    left out. An unlabelled image folder has none (`dataset.labelled` false). The
+    FileBasedDriver resolves span folders, as for TFX's own ExampleGens.
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, dataset: DatasetConfig, label_names: list[str], seed: int):
-        if len(set(label_names)) != len(label_names) or not label_names:
-            raise ValueError(f"label_names must be distinct and not empty, got {label_names}")
+        unlabelled_folder = dataset.format == "image_folder" and not dataset.labelled
+        if len(set(label_names)) != len(label_names) or bool(label_names) == unlabelled_folder:
+            raise ValueError(f"label_names must be distinct, and empty only for an unlabelled "
+                             f"image folder; got {label_names}")
         super().__init__(
             input_base=dataset.path,
             input_config=make_input_config(dataset),

@@ -20,6 +20,7 @@ from components.image_example_gen.errors import DatasetError, find_dataset_error
 from components.image_example_gen.ingest import build_splits
 from components.image_example_gen.label_checks import ClassCounts, class_problems
 from components.image_example_gen.layout import SPLITS
+from components.image_example_gen.options import UNLABELLED, UNLABELLED_ID
 from transform.features import LABEL_VOCABULARY_FILE
 
 SKIPPED_IMAGES_FILE = "skipped_images.json"
@@ -69,7 +70,8 @@ def _resolve_spans(exec_properties: dict[str, Any], examples: types.Artifact) ->
 
 def _read_stats(stats_path: str, label_names: list[str]
                 ) -> tuple[ClassCounts, dict[str, int], list[dict[str, str]]]:
-    """(examples per split and class, unselected per split, skipped inputs) as Beam wrote them."""
+    """(examples per split and class, unselected per split, skipped inputs) as Beam wrote
+    them; `label_names` [UNLABELLED] for examples without labels."""
     counts: ClassCounts = {split: dict.fromkeys(label_names, 0) for split in SPLITS}
     unselected = dict.fromkeys(SPLITS, 0)
     skipped = []
@@ -80,7 +82,8 @@ def _read_stats(stats_path: str, label_names: list[str]
                 skipped.append(value[0])
             elif kind == "examples":
                 split, label, count = value
-                counts[split][label_names[label]] = count
+                name = UNLABELLED if label == UNLABELLED_ID else label_names[label]
+                counts[split][name] = count
             else:
                 split, count = value
                 unselected[split] = count
@@ -90,8 +93,9 @@ def _read_stats(stats_path: str, label_names: list[str]
 def _write_reports(examples: types.Artifact, label_names: list[str],
                    stats_path: str) -> ClassCounts:
     """label_vocabulary.txt, skipped_images.json and the count properties of the artifact;
-    returns the examples per split and class."""
-    class_counts, unselected, skipped = _read_stats(stats_path, label_names)
+    returns the examples per split and class. `label_names` is empty for unlabelled
+    examples, which are counted under UNLABELLED."""
+    class_counts, unselected, skipped = _read_stats(stats_path, label_names or [UNLABELLED])
     counts = {split: sum(per_class.values()) for split, per_class in class_counts.items()}
     tf.io.gfile.remove(stats_path)
     with tf.io.gfile.GFile(os.path.join(examples.uri, LABEL_VOCABULARY_FILE), "w") as file:
@@ -116,6 +120,14 @@ def _check_labels(options: ExampleGenOptions, class_counts: ClassCounts) -> None
     if problems:
         raise DatasetError(f"{options.dataset.path}: the examples can't train or evaluate a "
                            f"classifier of {options.label_names}: " + "; ".join(problems))
+
+
+def _check_not_empty(options: ExampleGenOptions, class_counts: ClassCounts) -> None:
+    """Unlabelled examples need no classes, but pretraining needs train and eval images."""
+    empty = [split for split in ("train", "eval") if not sum(class_counts[split].values())]
+    if empty:
+        raise DatasetError(f"{options.dataset.path}: no {' and no '.join(empty)} images "
+                           "left to pretrain on")
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -154,4 +166,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             # The file and its problem, not a Beam stack trace, is what the user needs.
             raise dataset_error from None
         options = from_exec_properties(exec_properties)
-        _check_labels(options, _write_reports(examples, options.label_names, stats_path))
+        labelled = options.dataset.labelled
+        class_counts = _write_reports(examples, options.label_names if labelled else [],
+                                      stats_path)
+        if labelled:
+            _check_labels(options, class_counts)
+        else:
+            _check_not_empty(options, class_counts)

@@ -1,4 +1,5 @@
-"""Image folders: root/<class_name>/<image files>, optionally under root/span-N/."""
+"""Image folders: root/<class_name>/<image files>, or root/<image files> when unlabelled,
+optionally under root/span-N/."""
 
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ def list_class_files(input_base: str, pattern: str) -> dict[str, list[str]]:
     return files
 
 
+def list_unlabelled_files(input_base: str, pattern: str) -> list[str]:
+    """The files of an unlabelled folder, for a resolved '<span?>/*' pattern; a folder
+    without any, or with class folders, is an error naming it."""
+    require_directory(input_base)
+    paths = sorted(path for path in tf.io.gfile.glob(os.path.join(input_base, pattern))
+                   if not _is_hidden(path))
+    folders = [path for path in paths if tf.io.gfile.isdir(path)]
+    if folders:
+        raise DatasetError(f"{os.path.dirname(folders[0])}: an unlabelled image folder "
+                           f"holds its images directly; found folder(s) {folders[:3]} "
+                           "(class folders? then leave labelled at true)")
+    if not paths:
+        raise DatasetError(f"{os.path.join(input_base, pattern)}: no files")
+    return paths
+
+
 def check_class_folders(root: str, folders: list[str], class_names: list[str] | None,
                         selected: list[str]) -> None:
     """Every selected class needs a folder; with class_names, every folder needs a name."""
@@ -59,9 +76,9 @@ def count_images(files: dict[str, list[str]]) -> dict[str, int]:
 
 
 def _to_item(entry: tuple[str, str], eval_fraction: float, test_fraction: float) -> Item:
-    path, class_name = entry
+    path, class_name = entry  # class_name "": an unlabelled folder's image
     # Class and file name, not the span folder: an image keeps its split across spans.
-    key = f"{class_name}/{os.path.basename(path)}"
+    key = f"{class_name}/{os.path.basename(path)}".lstrip("/")
     problem = None
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         problem = f"not an image file name (expected one of {', '.join(IMAGE_EXTENSIONS)})"
@@ -71,10 +88,14 @@ def _to_item(entry: tuple[str, str], eval_fraction: float, test_fraction: float)
 
 def read_image_folder(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, str],
                       options: ExampleGenOptions) -> beam.PCollection:
-    """Items for every file in the class folders; the bytes are read once a class is kept."""
+    """Items for every file in the class folders (or the unlabelled folder); the bytes are
+    read once a class is kept."""
     entries = []
     for pattern in window_patterns(input_base, single_pattern(patterns),
                                    options.dataset.spans):
+        if not options.dataset.labelled:
+            entries += [(path, "") for path in list_unlabelled_files(input_base, pattern)]
+            continue
         files = list_class_files(input_base, pattern)
         root = os.path.join(input_base, os.path.dirname(os.path.dirname(pattern))).rstrip("/")
         check_class_folders(root, sorted(files), options.dataset.class_names,

@@ -14,6 +14,7 @@ from components.image_example_gen.errors import BadImageError
 from components.image_example_gen.idx import read_idx
 from components.image_example_gen.image_folder import read_image_folder
 from components.image_example_gen.layout import SPLITS
+from components.image_example_gen.options import UNLABELLED_ID
 from components.image_example_gen.records import Item, Kept, image_problem, make_example
 from components.image_example_gen.sampling import SampleBudget
 from components.image_example_gen.tfrecord import read_tfrecords
@@ -34,11 +35,14 @@ def _read_file(path: str) -> tuple[bytes, str | None]:
 
 
 class _SelectAndValidate(beam.DoFn):
-    """Relabels the selected classes' valid images; the rest is unselected or bad input."""
+    """Relabels the selected classes' valid images; the rest is unselected or bad input.
+    Without `labelled`, each example's label is dropped; Kept.label still stratifies the
+    budgets (UNLABELLED_ID for an unlabelled folder's images)."""
 
-    def __init__(self, label_names: list[str], on_bad_image: str):
+    def __init__(self, label_names: list[str], on_bad_image: str, labelled: bool):
         self._labels = {name: label for label, name in enumerate(label_names)}
         self._fail = on_bad_image == "fail"
+        self._labelled = labelled
 
     def process(self, item: Item) -> Iterator[Kept | beam.pvalue.TaggedOutput]:
         if item.class_name and item.class_name not in self._labels:
@@ -52,8 +56,10 @@ class _SelectAndValidate(beam.DoFn):
         if problem:
             yield self._bad(item.path, problem)
             return
-        label = self._labels[item.class_name]
-        yield Kept(item.key, item.split, label, make_example(image, label, item.class_name))
+        label = self._labels.get(item.class_name, UNLABELLED_ID)
+        example = make_example(image, label, item.class_name) if self._labelled else (
+            make_example(image, UNLABELLED_ID, ""))
+        yield Kept(item.key, item.split, label, example)
 
     def _bad(self, path: str, problem: str) -> beam.pvalue.TaggedOutput:
         if self._fail:
@@ -71,8 +77,8 @@ def _serialized(kept: Kept) -> bytes:
     return kept.example
 
 
-def _count_key(kept: Kept) -> tuple[str, str, int]:
-    return "examples", kept.split, kept.label
+def _count_key(kept: Kept, labelled: bool) -> tuple[str, str, int]:
+    return "examples", kept.split, kept.label if labelled else UNLABELLED_ID
 
 
 def _count_line(key_and_count: tuple[tuple, int]) -> str:
@@ -91,10 +97,12 @@ def _write_lines(lines: list[str], path: str) -> None:
 
 
 def _write_stats(kept: dict[str, beam.PCollection], unselected: beam.PCollection,
-                 skipped: beam.PCollection, stats_path: str) -> None:
+                 skipped: beam.PCollection, stats_path: str, labelled: bool) -> None:
     """For the executor, one JSON line per count and per skipped input: ["examples", split,
-    label, count], ["unselected", split, count] and ["skipped", {path, reason}]."""
-    keys = [kept[split] | f"CountKey[{split}]" >> beam.Map(_count_key) for split in SPLITS]
+    label, count] (label UNLABELLED_ID for unlabelled examples), ["unselected", split, count]
+    and ["skipped", {path, reason}]."""
+    keys = [kept[split] | f"CountKey[{split}]" >> beam.Map(_count_key, labelled)
+            for split in SPLITS]
     counts = ((*keys, unselected)
               | "AllCountKeys" >> beam.Flatten()
               | "Count" >> beam.combiners.Count.PerElement()
@@ -110,19 +118,21 @@ def build_splits(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, s
     """Split name -> serialized tf.Examples; counts and skipped inputs go to `stats_path`."""
     dataset = options.dataset
     items = SOURCES[dataset.format](pipeline, input_base, patterns, options)
-    results = items | "SelectAndValidate" >> beam.ParDo(
-        _SelectAndValidate(options.label_names, dataset.on_bad_image)).with_outputs(
+    results = items | "SelectAndValidate" >> beam.ParDo(_SelectAndValidate(
+        options.label_names, dataset.on_bad_image, dataset.labelled)).with_outputs(
             _SKIPPED, _UNSELECTED, main="kept")
     by_split = results.kept | "BySplit" >> beam.Partition(_split_index, len(SPLITS))
     kept = dict(zip(SPLITS, by_split))
+    complement = dataset.beyond_label_budget
     if dataset.label_budget is not None:
         kept["train"] = kept["train"] | "LabelBudget" >> SampleBudget(
-            dataset.label_budget, options.seed, options.label_names, dataset.path)
+            dataset.label_budget, options.seed, options.label_names, dataset.path,
+            complement=complement)
     if dataset.eval_label_budget is not None:
         kept["eval"] = kept["eval"] | "EvalLabelBudget" >> SampleBudget(
             dataset.eval_label_budget, options.seed, options.label_names, dataset.path,
-            "eval_label_budget", "eval")
+            "eval_label_budget", "eval", complement)
     examples = {split: kept[split] | f"Serialized[{split}]" >> beam.Map(_serialized)
                 for split in SPLITS}
-    _write_stats(kept, results[_UNSELECTED], results[_SKIPPED], stats_path)
+    _write_stats(kept, results[_UNSELECTED], results[_SKIPPED], stats_path, dataset.labelled)
     return examples

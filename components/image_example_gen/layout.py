@@ -33,7 +33,9 @@ def input_patterns(dataset: DatasetConfig) -> dict[str, str]:
     """Split name -> file pattern relative to dataset.path, as the FileBasedDriver expects."""
     if dataset.format == "idx":
         return dict(IDX_PATTERNS)
-    files = _FILES_PATTERN[dataset.format]
+    # An unlabelled image folder holds its images directly.
+    files = "*" if dataset.format == "image_folder" and not dataset.labelled else (
+        _FILES_PATTERN[dataset.format])
     # All three splits read the same files; the executor splits them by hash.
     pattern = files if latest_span(dataset.path) is None else f"span-{{SPAN}}/{files}"
     return {split: pattern for split in SPLITS}

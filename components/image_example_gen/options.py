@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SPLITS = ("train", "eval", "test")
+UNLABELLED = "(unlabelled)"
+"""What counts name the examples of an unlabelled dataset by."""
+UNLABELLED_ID = -1
+"""The label of an example without one."""
 
 
 class DatasetConfig(BaseModel):
@@ -43,6 +47,15 @@ class DatasetConfig(BaseModel):
         description="Share held out for test where the dataset has no test files of its own "
         "(image folders, tfrecords).",
     )
+    labelled: bool = Field(
+        default=True, description="False: the examples carry no label (label -1, empty "
+        "label_name), for pretraining on unlabelled images; an image folder then holds its "
+        "images directly, without class folders. Classes and budgets still select images "
+        "where the dataset has labels.")
+    beyond_label_budget: bool = Field(
+        default=False, description="Keep the train and eval images the two label budgets "
+        "leave out, instead of those they keep: a target's unlabelled pool (with labelled "
+        "false). The same seed and budgets give exactly the complement.")
     on_bad_image: Literal["fail", "skip"] = "fail"
     spans: int = Field(
         default=1, ge=1, le=10_000, description="Image folders and TFRecords in span-<N>/ "
@@ -75,6 +88,13 @@ class DatasetConfig(BaseModel):
         if self.format != "image_folder" and self.class_names is None and self.classes:
             raise ValueError(f"classes: selecting by name needs class_names for format "
                              f"{self.format!r}")
+        if self.beyond_label_budget and (self.label_budget is None
+                                         or self.eval_label_budget is None):
+            raise ValueError("beyond_label_budget: needs label_budget and eval_label_budget, "
+                             "whose complements it keeps")
+        if not self.labelled and self.format == "image_folder" and self.classes is not None:
+            raise ValueError("classes: an unlabelled image folder has no class folders to "
+                             "select")
         if self.eval_fraction + self.test_fraction >= 1:
             raise ValueError("eval_fraction + test_fraction must leave data for training")
         return self

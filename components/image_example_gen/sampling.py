@@ -44,18 +44,20 @@ def _within_quota(ranked: tuple[int, list[tuple[int, str]]],
         yield key, None
 
 
-def _is_chosen(kept: Kept, chosen: dict[str, None]) -> bool:
-    return kept.key in chosen
+def _is_chosen(kept: Kept, chosen: dict[str, None], complement: bool) -> bool:
+    return (kept.key in chosen) != complement
 
 
 class SampleBudget(beam.PTransform):
-    """Keeps `budget` examples of a split: per class the quota's smallest budget_rank.
-    `key` and `split` name the budget in errors (label_budget, train)."""
+    """Keeps `budget` examples of a split: per class the quota's smallest budget_rank; with
+    `complement`, every other example instead. `key` and `split` name the budget in errors
+    (label_budget, train)."""
 
     def __init__(self, budget: int, seed: int, label_names: list[str], dataset_path: str,
-                 key: str = "label_budget", split: str = "training"):
+                 key: str = "label_budget", split: str = "training", complement: bool = False):
         super().__init__()
         self._budget = budget
+        self._complement = complement
         self._seed = seed
         self._label_names = label_names
         self._where = (dataset_path, key, split)
@@ -73,4 +75,5 @@ class SampleBudget(beam.PTransform):
                   | "SmallestPerClass" >> beam.combiners.Top.SmallestPerKey(self._budget)
                   | "WithinQuota" >> beam.FlatMap(_within_quota,
                                                   beam.pvalue.AsSingleton(quotas)))
-        return train | "KeepChosen" >> beam.Filter(_is_chosen, beam.pvalue.AsDict(chosen))
+        return train | "KeepChosen" >> beam.Filter(_is_chosen, beam.pvalue.AsDict(chosen),
+                                                   self._complement)

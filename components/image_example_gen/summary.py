@@ -8,9 +8,9 @@ import dataclasses
 from components.image_example_gen import idx
 from components.image_example_gen.errors import DatasetError
 from components.image_example_gen.image_folder import (check_class_folders, count_images,
-                                                       list_class_files)
+                                                       list_class_files, list_unlabelled_files)
 from components.image_example_gen.layout import IDX_PATTERNS, latest_span_patterns
-from components.image_example_gen.options import DatasetConfig
+from components.image_example_gen.options import UNLABELLED, DatasetConfig
 from components.image_example_gen.tfrecord import list_record_files
 
 
@@ -19,7 +19,9 @@ class DatasetSummary:
     """What a dataset holds, read from headers and directory listings only."""
 
     class_names: list[str]  # in the dataset's order: original label i is class_names[i]
-    counts: dict[str, int] | None  # training-source examples per class; None if unknown
+    # Training-source examples per class (an unlabelled folder's under UNLABELLED); None if
+    # unknown.
+    counts: dict[str, int] | None
 
 
 def _describe_idx(dataset: DatasetConfig) -> DatasetSummary:
@@ -34,6 +36,9 @@ def _describe_idx(dataset: DatasetConfig) -> DatasetSummary:
 
 def _describe_image_folder(dataset: DatasetConfig) -> DatasetSummary:
     pattern = latest_span_patterns(dataset)["train"]
+    if not dataset.labelled:
+        files = list_unlabelled_files(dataset.path, pattern)
+        return DatasetSummary([], {UNLABELLED: count_images({UNLABELLED: files})[UNLABELLED]})
     files = list_class_files(dataset.path, pattern)
     folders = sorted(files)
     check_class_folders(dataset.path, folders, dataset.class_names, dataset.classes or [])
