@@ -59,6 +59,10 @@ step pipeline_vs_plain_shirt_tshirt $PY bench/pipeline_vs_plain.py --workdir "$W
   --config configs/fashion_mnist_shirt_tshirt.yaml --budget 160 \
   --plain-args "--architecture cnn --recipe default --target T-shirt/top Shirt --eval-budget 40" \
   --out "$OUT/pipeline_vs_plain_shirt_tshirt.json"
+# No labelled source: pretraining on the target's own unlabelled images, beside the supervised
+# source's runs above. Resumes run by run from its workdir, so it always runs.
+$PY bench/unlabelled_pretraining.py --methods autoencoder --workdir "$WORK/unlabelled"
+$PY bench/unlabelled_pretraining.py --methods rotation --reuse 1 --workdir "$WORK/unlabelled"
 # Scale-out figures of docs/scaling.md.
 step scaling_multiworker $PY bench/scaling_multiworker.py --repeats 3 \
   --out "$OUT/scaling_multiworker.json"

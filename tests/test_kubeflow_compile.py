@@ -326,3 +326,16 @@ def test_without_kubernetes_settings_the_package_is_one_document(tmp_path):
                  "kubeflow.trainers={node_selector: {}, tolerations: []}"]
     compile_pipeline(load_config(EXAMPLE, overrides), output)
     assert len(list(yaml.safe_load_all(output.read_text()))) == 1
+
+
+def test_pretraining_without_labels_compiles_and_keeps_the_backends_rules(tmp_path):
+    """The target's unlabelled pool and the autoencoder reach the cluster's components."""
+    config = load_config(EXAMPLE, ["source=null", "pretraining.method=autoencoder",
+                                   "pretraining.data=target_unlabelled",
+                                   "target.eval_label_budget=50"])
+    compile_pipeline(config, tmp_path / "p.yaml")
+    spec, _ = read_package(tmp_path / "p.yaml")
+    assert rules.problems(spec, config.kubeflow.pipeline_root) == []
+    text = json.dumps(json_format.MessageToDict(spec))
+    assert '\\"labelled\\": false' in text and '\\"beyond_label_budget\\": true' in text
+    assert '\\"pretraining\\": \\"autoencoder\\"' in text
