@@ -147,6 +147,10 @@ class PipelineConfig(_Strict):
             if self.source is not None:
                 raise ValueError("source: pretraining.data target_unlabelled pretrains on the "
                                  "target's own images; leave source out")
+            if self.target.format == "image_folder":
+                raise ValueError("pretraining.data: target_unlabelled needs an idx or tfrecord "
+                                 "target; put an image folder's unlabelled images in a folder "
+                                 "of their own and give it as source with labelled: false")
             if self.target.label_budget is None or self.target.eval_label_budget is None:
                 raise ValueError("target: pretraining.data target_unlabelled needs "
                                  "label_budget and eval_label_budget: the images beyond "

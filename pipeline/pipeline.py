@@ -79,11 +79,8 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
              installed_code: bool, make: TrainerComponent,
              base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
-    method = config.pretraining.method
-    custom_config = TrainerConfig.for_role(
-        role, config.model, config.training,
-        [] if role == "pretrain" and method != "supervised" else labels, _seed(config, role),
-        method)
+    custom_config = TrainerConfig.for_role(role, config.model, config.training, labels,
+                                           _seed(config, role), config.pretraining.method)
     transform = data["transform"]
     return make(
         **user_code(RUN_FN, installed_code),

@@ -57,13 +57,13 @@ def _split_counts(runs: dict, node: str) -> dict[str, int] | None:
 
 def pretraining_method(runs: dict) -> str:
     """What the pretrain Trainer learnt from: its config's, else (it didn't run) 'supervised'
-    unless the source ExampleGen dropped the labels."""
+    unless the source ExampleGen dropped the labels ('without labels')."""
     trainer, example_gen = runs.get("pretrain_trainer"), runs.get("source_example_gen")
     if trainer and trainer.properties.get("custom_config"):
         return json.loads(trainer.properties["custom_config"]).get("pretraining", "supervised")
     if example_gen and example_gen.properties.get("custom_config"):
         return "supervised" if from_exec_properties(
-            example_gen.properties).dataset.labelled else "unlabelled"
+            example_gen.properties).dataset.labelled else "without labels"
     return "supervised"
 
 
@@ -80,11 +80,11 @@ def label_accounting(runs: dict) -> dict[str, Any]:
         labelled = pretraining_method(runs) == "supervised"
         labels["pretrain"] = {**(read if labelled else {"train": 0, "eval": 0}),
                               "images": read["train"] + read["eval"]}
-        source = {split: labels["pretrain"][split] for split in ("train", "eval")}
     if target:
         used = {"train": target["train"], "eval": target["eval"]}
+        pretrain = labels.get("pretrain")
         labels["transfer"] = {**used, **(
-            {"source": source["train"] + source["eval"]} if source else {})}
+            {"source": pretrain["train"] + pretrain["eval"]} if pretrain else {})}
         labels["scratch"] = dict(used)
         labels["test"] = target["test"]
     return labels

@@ -65,6 +65,7 @@ def test_the_unlabelled_config_pretrains_on_the_targets_images_beyond_its_budget
     (["source.format=idx", "source.path=/usr/share/datasets/fashion-mnist"],
      "leave source out"),
     (["pretraining.method=rotation", "image.width=32"], "needs square images; image is 28x32"),
+    (["target.format=image_folder"], "target_unlabelled needs an idx or tfrecord target"),
     (["model.architecture=mobilenet_v2", "image.channels=3", "model.weights=w.h5"],
      "nothing is pretrained when model.weights names a backbone"),
 ])

@@ -72,7 +72,9 @@ def test_it_pretrains_an_autoencoder_on_the_folder_and_counts_no_source_labels(r
 def test_the_source_examples_carry_no_labels(run):
     root = run[0]
     [examples] = (root / "pipeline" / "source_example_gen" / "examples").iterdir()
-    files = tf.io.gfile.glob(str(examples / "Split-train" / "*"))
+    files = tf.io.gfile.glob(str(examples / "Split-*" / "*"))
+    assert {os.path.basename(os.path.dirname(f)) for f in files} == {
+        "Split-train", "Split-eval", "Split-test"}
     labels = {tf.train.Example.FromString(record).features.feature["label"].int64_list.value[0]
               for record in tf.data.TFRecordDataset(files, "GZIP").as_numpy_iterator()}
     assert labels == {-1}

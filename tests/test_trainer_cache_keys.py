@@ -11,11 +11,11 @@ CONFIG = "configs/fashion_mnist_ab.yaml"
 ROLES = ("pretrain", "transfer", "scratch")
 
 
-def _keys(*overrides: str) -> dict[str, str]:
+def _keys(*overrides: str, config: str = CONFIG) -> dict[str, str]:
     """The custom_config of each Trainer (by role) and ExampleGen of the built pipeline."""
     from pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(load_config(CONFIG, list(overrides)))
+    pipeline = create_pipeline(load_config(config, list(overrides)))
     return {component.id.removesuffix("_trainer"): str(component.exec_properties[
         "custom_config"]) for component in pipeline.components
         if component.id.endswith(("_trainer", "_example_gen"))}
@@ -42,6 +42,38 @@ def test_a_change_reaches_only_the_components_that_read_it(override, changed):
     before, after = _keys(), _keys(override)
     assert before.keys() == {*ROLES, "source_example_gen", "target_example_gen"}
     assert {key for key in before if before[key] != after[key]} == changed
+
+
+UNLABELLED = "configs/fashion_mnist_unlabelled.yaml"
+
+
+@pytest.mark.parametrize("override, changed", [
+    ("pretraining.method=rotation", {"pretrain"}),
+    # Neither reaches the autoencoder: it reads no augmentation and has no head.
+    ("training.augmentation.flip=horizontal", {"transfer", "scratch"}),
+    ("model.dropout=0.2", {"transfer", "scratch"}),
+    # The pool is the complement of the target's sample: it follows the target's seed.
+    ("target_seed=7", {"transfer", "scratch", "target_example_gen", "source_example_gen"}),
+    ("seed=7", {*ROLES, "source_example_gen", "target_example_gen"}),
+    ("target.label_budget=100", {"target_example_gen", "source_example_gen"}),
+])
+def test_a_label_free_pretrainings_key_holds_what_it_reads(override, changed):
+    before, after = _keys(config=UNLABELLED), _keys(override, config=UNLABELLED)
+    assert {key for key in before if before[key] != after[key]} == changed
+
+
+def test_the_pool_and_the_target_sample_share_the_targets_seed():
+    from components.image_example_gen.custom_config import from_exec_properties
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(load_config(UNLABELLED, ["seed=3", "target_seed=11"]))
+    options = {component.id: from_exec_properties(component.exec_properties)
+               for component in pipeline.components if component.id.endswith("_example_gen")}
+    pool, target = options["source_example_gen"], options["target_example_gen"]
+    assert pool.seed == target.seed == 11
+    assert pool.label_names == target.label_names == ["T-shirt/top", "Shirt"]
+    assert (pool.dataset.labelled, pool.dataset.beyond_label_budget) == (False, True)
+    assert target.dataset.labelled and not target.dataset.beyond_label_budget
 
 
 def test_scratch_trains_the_phase_it_would_have_trained():

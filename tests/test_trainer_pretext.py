@@ -9,12 +9,13 @@ import numpy as np
 import pydantic
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 from tfx.types import standard_artifacts
 
 from tests.trainer_fixtures import run_trainer, scratch_root, task_a, task_b, trainer_config
 from trainer.base_model_file import load_keras_model
 from trainer.options import TrainerConfig
-from trainer.pretext import decoder, rotate_batch
+from trainer.pretext import decoder, pretext_model, rotate_batch
 
 
 def history(out: str, phase: str) -> list[dict[str, float]]:
@@ -51,6 +52,12 @@ def test_rotate_batch_turns_each_image_four_times_and_labels_the_turn():
 @pytest.mark.parametrize("shape", [(28, 28, 1), (30, 22, 3)])
 def test_the_decoder_rebuilds_the_image_shape(shape):
     assert decoder((128,), shape).output_shape == (None, *shape)
+
+
+def test_rotation_needs_square_images():
+    base = keras.Sequential([keras.layers.Flatten(input_shape=(30, 22, 1))], name="base")
+    with pytest.raises(ValueError, match="needs square images; they are 30x22"):
+        pretext_model("rotation", base, (30, 22, 1), 0.0)
 
 
 def test_autoencoder_pretraining_reduces_its_reconstruction_loss_and_exports_an_encoder():

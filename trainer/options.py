@@ -160,7 +160,9 @@ class TrainerConfig(_Strict):
         """The settings `role` reads, with every other one at its default, so changing a
         phase re-runs only the Trainers that train it (e.g. `fine_tune` leaves pretraining
         cached). Scratch's phase is resolved here: by default it derives from the transfer's.
-        `pretraining` is the pretrain role's method; other roles train classifiers."""
+        `pretraining` is the pretrain role's method; other roles train classifiers. A
+        label-free pretraining reads no labels and no augmentation (nor, for the
+        autoencoder, dropout), so they are left out of its key."""
         defaults, model_defaults = TrainingConfig(), ModelConfig()
         unused: dict[str, object] = {"pretrain": defaults.pretrain, "frozen": defaults.frozen,
                                      "fine_tune": defaults.fine_tune, "scratch": None,
@@ -173,6 +175,12 @@ class TrainerConfig(_Strict):
             updates["scratch"] = training.scratch_phase()
         model_updates = {} if role == "transfer" else {
             "reuse_layers": model_defaults.reuse_layers, "weights": model_defaults.weights}
+        pretraining = pretraining if role == "pretrain" else "supervised"
+        if pretraining != "supervised":
+            label_names = []
+            updates["augmentation"] = defaults.augmentation
+        if pretraining == "autoencoder":
+            model_updates["dropout"] = model_defaults.dropout
         return cls(role=role, model=model.model_copy(update=model_updates),
                    training=training.model_copy(update=updates), label_names=label_names,
-                   seed=seed, pretraining=pretraining if role == "pretrain" else "supervised")
+                   seed=seed, pretraining=pretraining)

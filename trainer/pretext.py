@@ -9,7 +9,7 @@
 
 Either way the model holds the same 'base' sub-model a supervised pretraining trains, so
 the transfer Trainer reuses it unchanged (reuse_layers, unfreeze, BatchNorm rules). The
-source's labels, if it has any, are never read. Augmentation is not applied: random turns
+source's labels, if it has any, are never used. Augmentation is not applied: random turns
 would make the rotation task ambiguous, and the autoencoder's target is its input.
 """
 
@@ -21,6 +21,7 @@ import tf_keras as keras
 from trainer.architectures import ImageShape, assemble, build_head
 from trainer.image_inputs import Splits
 from trainer.options import PretrainingMethod
+from transform.features import TRANSFORMED_IMAGE_KEY
 
 ROTATIONS = 4  # quarter turns: 0, 90, 180, 270 degrees
 _DECODER_FILTERS = (64, 32)  # each doubles the height and width
@@ -51,7 +52,7 @@ def decoder(feature_shape: tuple[int, ...], image_shape: ImageShape) -> keras.Mo
 
 def autoencoder(base: keras.Model, image_shape: ImageShape) -> keras.Model:
     """`image_xf → base → decoder`, sharing the base's layers."""
-    inputs = keras.Input(base.input_shape[1:], name=base.input_names[0])
+    inputs = keras.Input(base.input_shape[1:], name=TRANSFORMED_IMAGE_KEY)
     outputs = decoder(base.output_shape[1:], image_shape)(base(inputs))
     return keras.Model(inputs, outputs, name="autoencoder")
 
@@ -85,6 +86,9 @@ def pretext_splits(method: PretrainingMethod, splits: Splits) -> Splits:
 def pretext_model(method: PretrainingMethod, base: keras.Model, image_shape: ImageShape,
                   dropout: float) -> tuple[keras.Model, str]:
     """The model `method` trains around `base`, and its loss."""
+    if method == "rotation" and image_shape[0] != image_shape[1]:
+        raise ValueError(f"rotation pretraining turns images by quarter turns, which needs "
+                         f"square images; they are {image_shape[0]}x{image_shape[1]}")
     if method == "autoencoder":
         return autoencoder(base, image_shape), "mean_squared_error"
     return rotation_classifier(base, dropout), "sparse_categorical_crossentropy"
