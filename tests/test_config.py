@@ -50,7 +50,7 @@ def test_the_unlabelled_config_pretrains_on_the_targets_images_beyond_its_budget
     harder = load_config("configs/fashion_mnist_shirt_tshirt.yaml")
     assert config.source is None and config.pretrains
     assert (config.pretraining.method, config.pretraining.data) == (
-        "autoencoder", "target_unlabelled")
+        "rotation", "target_unlabelled")
     assert config.target == harder.target  # the same 200 labels as the supervised benchmark
     pool = config.pretraining_dataset
     assert (pool.labelled, pool.beyond_label_budget, pool.max_class_imbalance) == (

@@ -35,7 +35,8 @@ def run(tmp_path_factory):
     write_unlabelled_folder(root / "unlabelled")
     target = write_subset(str(root / "fashion-mnist"), n_train=1500, n_test=400)
     overrides = [
-        "pretraining.data=source", "source.format=image_folder",
+        "pretraining.method=autoencoder", "pretraining.data=source",
+        "source.format=image_folder",
         f"source.path={root / 'unlabelled'}", "source.labelled=false",
         "source.on_bad_image=skip", f"target.path={target}",
         f"pipeline_root={root / 'pipeline'}", f"serving_dir={root / 'serving'}",

@@ -47,18 +47,22 @@ def test_a_change_reaches_only_the_components_that_read_it(override, changed):
 UNLABELLED = "configs/fashion_mnist_unlabelled.yaml"
 
 
-@pytest.mark.parametrize("override, changed", [
-    ("pretraining.method=rotation", {"pretrain"}),
-    # Neither reaches the autoencoder: it reads no augmentation and has no head.
-    ("training.augmentation.flip=horizontal", {"transfer", "scratch"}),
-    ("model.dropout=0.2", {"transfer", "scratch"}),
+@pytest.mark.parametrize("method, override, changed", [
+    ("rotation", "pretraining.method=autoencoder", {"pretrain"}),
+    # Neither pretext task reads augmentation; the autoencoder has no head, so no dropout.
+    ("rotation", "training.augmentation.flip=horizontal", {"transfer", "scratch"}),
+    ("autoencoder", "training.augmentation.flip=horizontal", {"transfer", "scratch"}),
+    ("autoencoder", "model.dropout=0.2", {"transfer", "scratch"}),
+    ("rotation", "model.dropout=0.2", set(ROLES)),
     # The pool is the complement of the target's sample: it follows the target's seed.
-    ("target_seed=7", {"transfer", "scratch", "target_example_gen", "source_example_gen"}),
-    ("seed=7", {*ROLES, "source_example_gen", "target_example_gen"}),
-    ("target.label_budget=100", {"target_example_gen", "source_example_gen"}),
+    ("rotation", "target_seed=7",
+     {"transfer", "scratch", "target_example_gen", "source_example_gen"}),
+    ("rotation", "seed=7", {*ROLES, "source_example_gen", "target_example_gen"}),
+    ("rotation", "target.label_budget=100", {"target_example_gen", "source_example_gen"}),
 ])
-def test_a_label_free_pretrainings_key_holds_what_it_reads(override, changed):
-    before, after = _keys(config=UNLABELLED), _keys(override, config=UNLABELLED)
+def test_a_label_free_pretrainings_key_holds_what_it_reads(method, override, changed):
+    base = f"pretraining.method={method}"
+    before, after = _keys(base, config=UNLABELLED), _keys(base, override, config=UNLABELLED)
     assert {key for key in before if before[key] != after[key]} == changed
 
 
