@@ -62,7 +62,7 @@ step pipeline_vs_plain_shirt_tshirt $PY bench/pipeline_vs_plain.py --workdir "$W
 # No labelled source: pretraining on the target's own unlabelled images, beside the supervised
 # source's runs above. Resumes run by run from its workdir, so it always runs.
 $PY bench/unlabelled_pretraining.py --methods autoencoder --workdir "$WORK/unlabelled"
-$PY bench/unlabelled_pretraining.py --methods rotation --reuse 1 --workdir "$WORK/unlabelled"
+$PY bench/unlabelled_pretraining.py --methods rotation --reuse all 1 --workdir "$WORK/unlabelled"
 # Scale-out figures of docs/scaling.md.
 step scaling_multiworker $PY bench/scaling_multiworker.py --repeats 3 \
   --out "$OUT/scaling_multiworker.json"
