@@ -27,7 +27,7 @@ from trainer.devices import (choose_strategy, is_chief, make_deterministic,
                              model_dir_for, sync_workers, use_mixed_precision)
 from trainer.image_inputs import Splits, image_shape, training_splits
 from trainer.options import ModelConfig, TrainerConfig
-from trainer.phases import fine_tune_phase, fit, frozen_phase
+from trainer.phases import CLASSIFIER_LOSS, fine_tune_phase, fit, frozen_phase
 from trainer.pretext import pretext_model, pretext_splits
 from trainer.serving_signatures import export_encoder, export_serving_model
 
@@ -65,17 +65,13 @@ def reused_base(model_config: ModelConfig, input_shape: ImageShape,
 def pretrain(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape: ImageShape,
              strategy: tf.distribute.Strategy) -> keras.Model:
     """Train the whole architecture on the source task, or on a pretext task of its images."""
-    phase = config.training.pretrain
-    if config.pretraining == "supervised":
-        with strategy.scope():
-            model, _ = classifier(build_base(config.model, input_shape), config)
-        fit(model, splits, "pretrain", phase, config.training, fn_args.model_run_dir)
-        return model
+    supervised = config.pretraining == "supervised"
     with strategy.scope():
-        model, loss = pretext_model(config.pretraining, build_base(config.model, input_shape),
-                                    input_shape, config.model.dropout)
-    fit(model, pretext_splits(config.pretraining, splits), "pretrain", phase, config.training,
-        fn_args.model_run_dir, loss)
+        base = build_base(config.model, input_shape)
+        model, loss = (classifier(base, config)[0], CLASSIFIER_LOSS) if supervised else (
+            pretext_model(config.pretraining, base, input_shape, config.model.dropout))
+    fit(model, splits if supervised else pretext_splits(config.pretraining, splits),
+        "pretrain", config.training.pretrain, config.training, fn_args.model_run_dir, loss)
     return model
 
 
