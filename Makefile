@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests.
 # Each sets up everything it needs first (scripts/setup is idempotent).
-.PHONY: setup demo test image report-screenshot
+.PHONY: setup demo test durations image report-screenshot
 
 IMAGE ?= tfx-transfer:latest
 
@@ -12,6 +12,11 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest
+
+# bench/results/ci_durations.json: what every test costs and where it ran; the suite reads it
+# to start the costliest tests first (docs/development.md).
+durations: setup
+	.venv/bin/python -m pytest --record-durations bench/results/ci_durations.json
 
 image:
 	docker build -f kubeflow/Dockerfile -t $(IMAGE) .

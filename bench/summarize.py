@@ -202,10 +202,29 @@ def study(results: dict) -> str:
     return f"{table(results['rows'])}\n\n{meets}"
 
 
+def ci_durations(results: dict, top: int = 15) -> str:
+    """The test phase's wall time, each worker's busy seconds and the costliest groups."""
+    tests = results["tests"].values()
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in results["outcomes"].items())
+    busy = ", ".join(f"{w} {s} s" for w, s in results["worker_seconds"].items())
+    rows = [f"{len(tests)} tests ({outcomes}) in {results['wall_seconds']} s on "
+            f"{results['workers']} workers (busy: {busy}); load before: "
+            f"{results['load_average_before'][0]:.2f}", "",
+            "| group (one worker each) | tests | seconds | share of the busy time |",
+            "|---|---|---|---|"]
+    busy_total = sum(results["worker_seconds"].values())
+    for group, seconds in list(results["group_seconds"].items())[:top]:
+        count = sum(1 for test in tests if test["group"] == group)
+        rows.append(f"| {group} | {count} | {seconds} | {100 * seconds / busy_total:.0f} % |")
+    return "\n".join(rows)
+
+
 def section(name: str, results: dict) -> str | None:
     """The markdown of one results file, by what the file holds."""
     if "skipped" in results:
         return None
+    if name == "ci_durations":
+        return ci_durations(results)
     if name.startswith("recipe_ablation"):
         return recipe_ablation(results)
     if name.startswith("study_"):

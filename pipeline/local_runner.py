@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Iterator
 
 from absl import logging
-from tfx import v1 as tfx
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
 from pipeline.abandoned_runs import cancel_abandoned_executions
 from pipeline.beam_workers import resolve_worker_count
@@ -127,10 +128,9 @@ def run_local(config: PipelineConfig, *, enable_cache: bool = True) -> None:
     with hold_run_lock(root), scratch_dir(root), argv_for_tfx():
         for path in cancel_abandoned_executions(config.metadata_path, root):
             logging.info("Removed %s, left by a run that died", path)
-        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path)
+        metadata = sqlite_metadata_connection_config(config.metadata_path)
         try:
-            tfx.orchestration.LocalDagRunner().run(create_pipeline(
+            LocalDagRunner().run(create_pipeline(
                 config, metadata_connection_config=metadata, enable_cache=enable_cache,
                 serving_state=serving_state(config.serving_dir),
                 beam_pipeline_args=local_beam_args(config.beam_pipeline_args)))

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from tfx import v1 as tfx
+# The modules, not `tfx.v1`, which imports the Vertex AI client too: 4 s a process.
+from tfx.components import (Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Trainer,
+                            Transform)
 from tfx.dsl.components.base.base_node import BaseNode
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
+from tfx.proto.transform_pb2 import SplitsConfig
+from tfx.types.channel import Channel
 
 from components.code_version import code_version
 from components.image_example_gen import ImageExampleGen, describe_dataset, resolve_label_names
@@ -19,7 +25,7 @@ from trainer.options import Role, TrainerConfig
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Makes a Trainer component from tfx.components.Trainer's arguments (e.g. a Vertex AI one).
-TrainerComponent = Callable[..., tfx.components.Trainer]
+TrainerComponent = Callable[..., Trainer]
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.module.run_fn"
 
@@ -54,21 +60,21 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
     data = config.pretraining_dataset if dataset == "source" else config.target
     example_gen = ImageExampleGen(dataset=data, label_names=labels,
                                   seed=_seed(config, dataset)).with_id(f"{dataset}_example_gen")
-    statistics_gen = tfx.components.StatisticsGen(
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"]).with_id(f"{dataset}_statistics_gen")
-    schema_gen = tfx.components.SchemaGen(
+    schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"],
         infer_feature_shape=True).with_id(f"{dataset}_schema_gen")
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"]).with_id(f"{dataset}_example_validator")
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         **user_code(PREPROCESSING_FN, installed_code),
         custom_config=config.image.model_dump(),
         # The test split is for the Evaluator only, which reads raw examples.
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        splits_config=SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         # Statistics over every transformed pixel are costly and nobody reads them.
         disable_statistics=True).with_id(f"{dataset}_transform")
     return {"example_gen": example_gen, "statistics_gen": statistics_gen,
@@ -78,7 +84,7 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
 
 def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labels: list[str],
              installed_code: bool, make: TrainerComponent,
-             base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
+             base_model: Channel | None = None) -> Trainer:
     custom_config = TrainerConfig.for_role(role, config.model, config.training, labels,
                                            _seed(config, role), config.pretraining.method)
     transform = data["transform"]
@@ -87,8 +93,8 @@ def _trainer(config: PipelineConfig, role: Role, data: dict[str, BaseNode], labe
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         base_model=base_model,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=TrainArgs(splits=["train"]),
+        eval_args=EvalArgs(splits=["eval"]),
         custom_config=custom_config.model_dump()).with_id(f"{role}_trainer")
 
 
@@ -98,7 +104,7 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
                     metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
                     enable_cache: bool = True,
-                    serving_state: str | None = None) -> tfx.dsl.Pipeline:
+                    serving_state: str | None = None) -> Pipeline:
     """Build the pipeline of one config; orchestrator-specific settings come from the caller.
 
     `installed_code`: the Transform and Trainer import their functions from the installed
@@ -108,8 +114,8 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
     served-model baseline's cache (a Kubeflow probe does this on the cluster).
     """
     def trainer(role: Role, data: dict[str, BaseNode], labels: list[str],
-                base_model: tfx.dsl.Channel | None = None) -> tfx.components.Trainer:
-        make = (trainer_components or {}).get(f"{role}_trainer", tfx.components.Trainer)
+                base_model: Channel | None = None) -> Trainer:
+        make = (trainer_components or {}).get(f"{role}_trainer", Trainer)
         return _trainer(config, role, data, labels, installed_code, make, base_model)
 
     nodes: list[BaseNode] = []
@@ -125,7 +131,7 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
     transfer = trainer("transfer", target, target_labels, base_model)
     scratch = trainer("scratch", target, target_labels)
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=target["example_gen"].outputs["examples"],
         model=transfer.outputs["model"],
         baseline_model=scratch.outputs["model"],
@@ -137,7 +143,7 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
         candidate=transfer.outputs["model"], serving_dir=config.serving_dir,
         code_version=code_version("served_model", "versioned_pusher"),
         serving_state=serving_state).with_id("served_model")
-    served_evaluator = tfx.components.Evaluator(
+    served_evaluator = Evaluator(
         examples=target["example_gen"].outputs["examples"],
         model=transfer.outputs["model"],
         baseline_model=served_model.outputs["model"],
@@ -152,7 +158,7 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
     nodes += [*target.values(), transfer, scratch, evaluator, served_model, served_evaluator,
               pusher]
 
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root or config.pipeline_root,
         components=nodes,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -32,6 +33,9 @@ from tests.fashion_mnist import write_subset
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "configs/fashion_mnist_ab.yaml"
 RUN_TIMEOUT = 900
+# Every module that reads the chain marks itself with this: one xdist worker runs them all, so
+# the chain runs once (tests/conftest.py).
+CHAIN_GROUP = pytest.mark.xdist_group("reliability_chain")
 # A fake secret in the runs' environment: it must never reach a log, report or spec.
 CANARY = "AKIAQWERTYUIOPASDFGHJ"
 CANARY_SECRET = "tfx-transfer-canary-secret-5d1f0c"

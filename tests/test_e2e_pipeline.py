@@ -5,6 +5,9 @@ component but the Evaluators (the push changed what is served) and must neither 
 push; a third with another fine-tuning learning rate retrains the transfer model alone.
 `predict` then reads the pushed model through its raw-bytes signature. The first run's
 report.html is opened in headless Chromium as a reader would.
+
+Its own runs: what they share and rebuild across them is the test. The first is the suite's one
+run of the user's main job at test size (docs/development.md); every test here reads it.
 """
 
 import json

@@ -8,7 +8,8 @@
 4. the serving dir is rolled back by hand: the next run's comparison is with v1, what is
    served, and v2 is not pushed back.
 
-The Kubeflow counterpart of 1-3 is tests/test_kubeflow_backend.py.
+The Kubeflow counterpart of 1-3 is tests/test_kubeflow_backend.py. Its own runs: new spans
+and the rollback change the data and the serving dir between them.
 """
 
 import json

@@ -1,6 +1,7 @@
 """The whole pipeline pretraining without labels, for real: `tfx-transfer run` of
 configs/fashion_mnist_unlabelled.yaml on small Fashion-MNIST data, its source an image
-folder without class folders (one broken file in it, skipped and reported)."""
+folder without class folders (one broken file in it, skipped and reported). Its own run: the
+only one with an unlabelled source; all its tests read it."""
 
 import json
 import os

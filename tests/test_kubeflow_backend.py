@@ -6,6 +6,9 @@ on 127.0.0.1 under a minio:// root, as a recurring run would go:
 2. the next tick, nothing new: every task but the probes is a cache hit, nothing is pushed;
 3. span 2 arrives: the target is re-ingested and retrained, the source side and pretraining
    stay cached, and the new model is pushed.
+
+Its own runs: every task goes through the stand-in's launcher, store and cache, not the local
+runner's.
 """
 
 from __future__ import annotations

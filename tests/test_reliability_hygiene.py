@@ -16,8 +16,10 @@ from pipeline import cli
 from pipeline.config import ConfigError, load_config
 from pipeline.local_runner import SCRATCH_DIR, local_beam_args, scratch_dir
 from tests.kubeflow_helpers import EXAMPLE
-from tests.reliability_runs import (CANARY, CANARY_SECRET, files_under, shared_chain,
+from tests.reliability_runs import (CANARY, CANARY_SECRET, CHAIN_GROUP, files_under, shared_chain,
                                     tree_contents)
+
+pytestmark = CHAIN_GROUP
 
 CREDENTIAL_PATTERNS = [
     re.compile(rb"AKIA[0-9A-Z]{16}"),  # AWS access key ids

@@ -13,9 +13,10 @@ from tfx.types import standard_artifacts
 
 from components.versioned_pusher import executor as pusher
 from pipeline import run_history
-from tests.reliability_runs import Chain, latest_report, metadata_store_of, shared_chain
+from tests.reliability_runs import (CHAIN_GROUP, Chain, latest_report, metadata_store_of,
+                                    shared_chain)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, CHAIN_GROUP]
 
 _CANCELED = metadata_store_pb2.Execution.CANCELED
 _COMPLETE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.run_lock import LOCK_FILE, RunLockedError, hold_run_lock
-from tests.reliability_runs import PROJECT_ROOT, shared_chain
+from tests.reliability_runs import CHAIN_GROUP, PROJECT_ROOT, shared_chain
+
+pytestmark = CHAIN_GROUP
 
 HOLD = ("import sys, time\n"
         "from pipeline.run_lock import hold_run_lock\n"

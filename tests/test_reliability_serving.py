@@ -25,7 +25,9 @@ from tfx.types import standard_artifacts
 
 from components.versioned_pusher import PushError
 from components.versioned_pusher import executor as ex
-from tests.reliability_runs import PROJECT_ROOT, metadata_store_of, shared_chain
+from tests.reliability_runs import CHAIN_GROUP, PROJECT_ROOT, metadata_store_of, shared_chain
+
+pytestmark = CHAIN_GROUP
 
 PUSHES = 20
 PUSH_INTERVAL = 0.25  # seconds; a model load takes about as long, so pushes overtake loads

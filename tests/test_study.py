@@ -1,6 +1,7 @@
 """`tfx-transfer study`: budgets split and counted, where the curves meet, and a real smoke
 study (2 budgets x 1 seed on a Fashion-MNIST subset) that is killed after its first cell,
-resumes without rerunning it, and writes the table and the learning curve."""
+resumes without rerunning it, and writes the table and the learning curve. Its own runs: the
+study starts its cells itself, and the kill has to land between two of them."""
 
 from __future__ import annotations
 
