@@ -219,12 +219,25 @@ def ci_durations(results: dict, top: int = 15) -> str:
     return "\n".join(rows)
 
 
+def fresh_clone_ci(results: dict) -> str:
+    """Each fresh-clone `.ci/run`: its outcome, test phase and setup."""
+    rows = [f"commit {results['commit'][:10]}", "",
+            "| run | pytest | test phase | setup | load before |", "|---|---|---|---|---|"]
+    for number, run in enumerate(results["runs"], 1):
+        minutes = f"{run['test_seconds'] // 60} min {run['test_seconds'] % 60} s"
+        rows.append(f"| {number} | {run['outcomes']} | {minutes} | {run['setup_seconds']} s | "
+                    f"{run['load_average_before'][0]:.2f} |")
+    return "\n".join(rows)
+
+
 def section(name: str, results: dict) -> str | None:
     """The markdown of one results file, by what the file holds."""
     if "skipped" in results:
         return None
     if name == "ci_durations":
         return ci_durations(results)
+    if name == "fresh_clone_ci":
+        return fresh_clone_ci(results)
     if name.startswith("recipe_ablation"):
         return recipe_ablation(results)
     if name.startswith("study_"):
