@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "configs/fashion_mnist_ab.yaml"
 RUN_TIMEOUT = 900
 # Every module that reads the chain marks itself with this: one xdist worker runs them all, so
-# the chain runs once (tests/conftest.py).
+# the chain runs once (tests/suite_schedule.py).
 CHAIN_GROUP = pytest.mark.xdist_group("reliability_chain")
 # A fake secret in the runs' environment: it must never reach a log, report or spec.
 CANARY = "AKIAQWERTYUIOPASDFGHJ"
