@@ -73,7 +73,7 @@ def main() -> None:
     results: dict = {"command": " ".join(["bench/startup.py", *sys.argv[1:]]),
                      "load_average_before": os.getloadavg(), "cpus": os.cpu_count(), "cases": {}}
     with tempfile.TemporaryDirectory() as empty:
-        for repeat in range(args.repeats):  # interleaved, so load drifts hit every case alike
+        for _ in range(args.repeats):  # interleaved, so load drifts hit every case alike
             for name, (flags, code) in CASES.items():
                 results["cases"].setdefault(name, []).append(
                     round(seconds(flags, code, empty), 2))
