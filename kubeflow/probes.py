@@ -10,8 +10,10 @@ hit exactly while they are unchanged (kubeflow/caching.py wires them).
 * `span`: TFX's own span resolution and input fingerprint (what Vertex's ExampleGen driver
   hook computes; open-source KFP runs no hooks): `span`, `input_fingerprint`, and
   `input_config` with the span filled into its patterns.
-* `served`: `served_baseline`, the served version the candidate must not be worse than, or
-  "" when nothing is served or the candidate itself is.
+* `served`: `served_baseline`, the served version the candidate must not be worse than
+  (`<version>@<identity>`), `self@<identity>` when the candidate itself is served, or "" when
+  nothing is: three values, so an emptied serving dir is a cache miss after a tick that found
+  the candidate served.
 
 Both write KFP's ExecutorOutput `parameterValues` to the executor input's output file, the
 launcher's first source for output parameters (`launcher_v2.go: collectOutputParameters`).

@@ -3,7 +3,8 @@ task through the driver, launcher and cache contracts, artifacts in a real S3-co
 on 127.0.0.1 under a minio:// root, as a recurring run would go:
 
 1. span 1 of the target: everything runs, the model is blessed and pushed to the store;
-2. the next tick, nothing new: every task but the probes is a cache hit, nothing is pushed;
+2. the next tick, nothing new: the probe finds the candidate served, so only the served-model
+   comparison and the Pusher re-run besides the probes, and nothing is pushed;
 3. span 2 arrives: the target is re-ingested and retrained, the source side and pretraining
    stay cached, and the new model is pushed.
 
@@ -112,16 +113,18 @@ def test_first_run_executes_everything_and_pushes_to_the_store(cluster, first_ru
     assert _span(first_run) == 1
 
 
-def test_a_tick_without_new_data_is_all_cache_hits_and_pushes_nothing(cluster, first_run):
+def test_a_tick_without_new_data_retrains_nothing_and_pushes_nothing(cluster, first_run):
     backend, store, package, _ = cluster
     runs = backend.run(package, "run-2")
     executed = {name for name, run in runs.items() if run.state == "COMPLETE"}
-    assert executed == ALWAYS_RUN
+    assert executed == ALWAYS_RUN | {"served-model", "served-evaluator", "pusher"}
     assert runs["transfer-trainer"].outputs == first_run["transfer-trainer"].outputs
-    # The probe found the candidate itself served: the same key as the first run's "nothing
-    # served", so the comparison and the Pusher's decision are reused, and nothing is pushed.
-    assert runs["served-model-probe"].parameters["served_baseline"] == ""
-    assert runs["pusher"].state == "CACHED"
+    # The probe found the candidate itself served: not the first run's "" (nothing served),
+    # so an emptied serving dir would not reuse this decision; nothing is pushed.
+    assert first_run["served-model-probe"].parameters["served_baseline"] == ""
+    assert runs["served-model-probe"].parameters["served_baseline"].startswith("self@")
+    record = _push_record(store, runs)
+    assert not record["pushed"] and record["reasons"][0].startswith("already served"), record
     assert len(_versions(store)) == 1
 
 

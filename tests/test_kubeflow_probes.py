@@ -4,12 +4,14 @@ into the cache keys of the tasks after them."""
 from __future__ import annotations
 
 import json
+import shutil
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from components.image_example_gen.component import make_input_config
 from components.image_example_gen.options import DatasetConfig
+from components.versioned_pusher.serving_dir import model_identity
 from kubeflow import probes
 from tests.image_files import write_image_folder
 
@@ -49,3 +51,42 @@ def test_probes_write_output_parameters_for_the_launcher(tmp_path):
                                pb.ExecutorOutput())
     assert set(output.parameter_values) == set(probes.SPAN_OUTPUTS)
     assert output.parameter_values["span"].number_value == 3
+
+
+def _saved_model(path, content: str) -> str:
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_text(content)
+    return str(path)
+
+
+def _served(tmp_path, serving, candidate_uri: str) -> str:
+    """The served probe's output, through the launcher's contract as the span probe's."""
+    executor_input = pb.ExecutorInput()
+    executor_input.inputs.parameter_values["serving_dir"].string_value = str(serving)
+    executor_input.inputs.artifacts["candidate"].artifacts.add().uri = candidate_uri
+    executor_input.outputs.output_file = str(tmp_path / "task" / "output_metadata.json")
+    assert probes.main(["served", "--executor_input",
+                        json_format.MessageToJson(executor_input)]) == 0
+    output = json_format.Parse((tmp_path / "task" / "output_metadata.json").read_text(),
+                               pb.ExecutorOutput())
+    assert set(output.parameter_values) == set(probes.SERVED_OUTPUTS)
+    return output.parameter_values["served_baseline"].string_value
+
+
+def test_the_served_probe_tells_nothing_served_from_the_candidate_served(tmp_path):
+    """Three states, three values: KFP keys served-model on them, so an emptied serving dir
+    is not a cache hit on the tick that found the candidate served."""
+    candidate = tmp_path / "candidate"
+    _saved_model(candidate / "Format-Serving", "candidate")
+    serving = tmp_path / "serving"
+    nothing = _served(tmp_path, serving, str(candidate))
+    shutil.copytree(candidate / "Format-Serving", serving / "100")
+    itself = _served(tmp_path, serving, str(candidate))
+    other = _served(tmp_path, serving, _saved_model(tmp_path / "other" / "Format-Serving",
+                                                    "another model").rsplit("/", 1)[0])
+    shutil.rmtree(serving)
+    serving.mkdir()  # emptied by hand
+    emptied = _served(tmp_path, serving, str(candidate))
+    assert nothing == emptied == ""
+    assert itself == f"self@{model_identity(str(candidate / 'Format-Serving'))}"
+    assert other == f"100@{model_identity(str(candidate / 'Format-Serving'))}"

@@ -13,7 +13,7 @@ import tensorflow as tf
 from components.versioned_pusher import executor as ex
 from components.versioned_pusher import object_store
 from components.versioned_pusher.serving_dir import (complete_versions, copy_version,
-                                                     served_baseline)
+                                                     model_identity, served_baseline)
 from tests.kfp_backend.store import object_store as s3_server
 from tests.test_versioned_pusher import make_model
 
@@ -145,10 +145,11 @@ def test_the_served_baseline_is_what_is_served(s3_env, models, request, tmp_path
     serving = _serving(request)
     assert served_baseline(serving, models[0]) == ""  # nothing served
     version = ex.push(models[0], serving)
-    assert served_baseline(serving, models[0]) == ""  # the candidate itself is served
-    baseline = served_baseline(serving, models[1])
-    assert baseline.split("@")[0] == version
-    # Rolled back by hand: the version vanishes, and so does the baseline.
+    itself = served_baseline(serving, models[0])  # the candidate itself is served
+    assert itself == f"self@{model_identity(models[0])}"
+    assert served_baseline(serving, models[1]) == f"{version}@{model_identity(models[0])}"
+    # Emptied by hand: nothing served, a value (so a cache key) apart from the candidate's.
     fs, root = object_store.filesystem(serving)
     fs.rm(f"{root}/{version}", recursive=True)
+    assert served_baseline(serving, models[0]) == ""
     assert served_baseline(serving, models[1]) == ""

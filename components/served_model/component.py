@@ -19,6 +19,14 @@ from components.versioned_pusher import serving_dir as served
 SERVED_VERSION_PROPERTY = "served_version"
 
 
+def _check_candidate_served(served_baseline: str, candidate_dir: str) -> None:
+    """A `self@<identity>` baseline must name this very candidate."""
+    itself = served.candidate_served(candidate_dir)
+    if served_baseline and served_baseline != itself:
+        raise ValueError(f"served_baseline {served_baseline!r}: the candidate {candidate_dir} "
+                         f"is {itself!r}, so it is not the model served")
+
+
 # No `from __future__ import annotations`: TFX reads this function's annotations as types.
 @component
 def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
@@ -29,21 +37,25 @@ def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
     """Copy the served model into `model`; with nothing served, or the candidate served, the
     candidate itself, so the not-worse-than-served check compares it with itself and passes.
 
-    `served_baseline` is what a Kubeflow probe found (`<version>@<identity>` or ""); unset,
-    the serving dir is read here. `code_version` and `serving_state` (the latest served
-    version when the run started) are read by nobody: they key the cache, so a code change or
-    a push or rollback since the last run re-runs this component.
+    `served_baseline` is what a Kubeflow probe found: `<version>@<identity>`, `self@<identity>`
+    (the candidate is served) or "" (nothing is served); unset, the serving dir is read here.
+    `code_version` and `serving_state` (the latest served version when the run started) are
+    read by nobody: they key the cache, so a code change or a push or rollback since the last
+    run re-runs this component.
     """
     del code_version, serving_state
     candidate_dir = path_utils.serving_model_path(candidate.uri)
     if served_baseline is None:
         served_baseline = served.served_baseline(serving_dir, candidate_dir)
+    version = served.compared_version(served_baseline)
     destination = path_utils.serving_model_path(model.uri)
     fileio.makedirs(os.path.dirname(destination))
-    if served_baseline:
+    if version:
         served.copy_version(serving_dir, served_baseline, destination)
     else:
+        _check_candidate_served(served_baseline, candidate_dir)
         io_utils.copy_dir(candidate_dir, destination)
-    model.set_string_custom_property(SERVED_VERSION_PROPERTY, served_baseline.split("@")[0])
-    logging.info("Served-model baseline: %s", served_baseline or
-                 "the candidate itself (nothing else is served)")
+    model.set_string_custom_property(SERVED_VERSION_PROPERTY, version)
+    logging.info("Served-model baseline: %s", f"{serving_dir}/{version}" if version else
+                 f"the candidate itself ({'it' if served_baseline else 'nothing'} is served)")
+

@@ -15,6 +15,8 @@ from components.versioned_pusher import object_store
 # TensorFlow writes it into every SavedModel: hashes of the graph, signatures and checkpoint.
 FINGERPRINT_FILE = "fingerprint.pb"
 SAVED_MODEL = object_store.SAVED_MODEL
+# served_baseline when the candidate itself is served: never a version number, never "".
+CANDIDATE_SERVED = "self"
 
 
 def numeric_versions(serving_dir: str) -> list[int]:
@@ -64,15 +66,38 @@ def serving_state(serving_dir: str) -> str:
 
 def served_baseline(serving_dir: str, candidate_dir: str) -> str:
     """What the candidate must not be worse than: `<version>@<identity>` of the latest complete
-    version, or "" when nothing is served or the candidate itself is (a comparison with itself,
-    which it passes)."""
+    version; `self@<identity>` when that is the candidate itself (compared with itself, it
+    passes); "" when nothing is served. Distinct values, so distinct cache keys: an emptied
+    serving dir is not taken for one that serves the candidate."""
     state = serving_state(serving_dir)
-    return "" if state.endswith(f"@{model_identity(candidate_dir)}") else state
+    itself = candidate_served(candidate_dir)
+    return itself if state.endswith(itself[len(CANDIDATE_SERVED):]) else state
+
+
+def candidate_served(candidate_dir: str) -> str:
+    """served_baseline's value when the candidate itself is the latest version served."""
+    return f"{CANDIDATE_SERVED}@{model_identity(candidate_dir)}"
+
+
+def compared_version(baseline: str) -> str:
+    """The served version a served_baseline names; "" when the candidate is compared with
+    itself (nothing served, or the candidate served)."""
+    if not baseline or baseline.startswith(f"{CANDIDATE_SERVED}@"):
+        return ""
+    version, _, identity = baseline.partition("@")
+    if not version.isdigit() or not identity:
+        raise ValueError(f"served_baseline {baseline!r}: expected '' (nothing served), "
+                         f"'{CANDIDATE_SERVED}@<identity>' (the candidate is served) or "
+                         "'<version>@<identity>'")
+    return version
 
 
 def copy_version(serving_dir: str, baseline: str, destination: str) -> None:
     """Copy the version `served_baseline` named into the local dir destination."""
-    source = posixpath.join(serving_dir, baseline.split("@", 1)[0])
+    version = compared_version(baseline)
+    if not version:
+        raise ValueError(f"served_baseline {baseline!r} names no version of {serving_dir}")
+    source = posixpath.join(serving_dir, version)
     if object_store.is_object_store(serving_dir):
         object_store.download(source, destination)
     else:
