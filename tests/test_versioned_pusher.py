@@ -72,7 +72,7 @@ def test_blessed_model_is_pushed_and_loads(model_artifact, tmp_path):
     assert sorted(os.listdir(serving)) == [version]  # no temp dir left behind
     record = _record(pushed)
     assert record["pushed"] and record["version"] == version
-    assert record["destination"] == str(destination)
+    assert record["destination"] == str(destination) and record["left_behind"] == []
 
 
 @pytest.mark.parametrize("blessed,served,culprit", [

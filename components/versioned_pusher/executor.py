@@ -107,10 +107,11 @@ def push_atomically(model_path: str, serving_dir: str) -> str:
     return str(version)
 
 
-def push(model_path: str, serving_dir: str) -> str:
-    """Push to a local serving dir or an object store; return the version pushed."""
+def push(model_path: str, serving_dir: str) -> object_store.Pushed:
+    """Push to a local serving dir or an object store; return the version pushed and what the
+    push could not clean up after it was live (left for prune)."""
     if not object_store.is_object_store(serving_dir):
-        return push_atomically(model_path, serving_dir)
+        return object_store.Pushed(push_atomically(model_path, serving_dir))
     if not fileio.exists(os.path.join(model_path, "saved_model.pb")):
         raise PushError(f"No SavedModel to push: {model_path}/saved_model.pb does not exist")
     try:
@@ -189,7 +190,7 @@ class Executor(base_executor.BaseExecutor):
             logging.info("Model not pushed: %s", reason)
             self._record(pushed_model, version="", destination="", reasons=[reason], pruned=[])
             return
-        version = push(model_path, serving_dir)
+        version, left_behind = push(model_path, serving_dir)
         destination = os.path.join(serving_dir, version)
         logging.info("Model %s pushed to %s", model_path, destination)
         try:
@@ -202,17 +203,19 @@ class Executor(base_executor.BaseExecutor):
         reasons = [f"{key}: blessed" for key in (MODEL_BLESSING_KEY, SERVED_BLESSING_KEY)
                    if input_dict.get(key)]
         self._record(pushed_model, version=version, destination=destination,
-                     reasons=reasons, pruned=pruned)
+                     reasons=reasons, pruned=pruned, left_behind=list(left_behind))
 
     @staticmethod
     def _record(pushed_model: types.Artifact, *, version: str, destination: str,
-                reasons: List[str], pruned: List[str]) -> None:
-        """Sets the TFX Pusher custom properties and writes push.json."""
+                reasons: List[str], pruned: List[str],
+                left_behind: Optional[List[str]] = None) -> None:
+        """Sets the TFX Pusher custom properties and writes push.json; `left_behind`: what a
+        successful push could not delete after it (a later prune does)."""
         pushed = bool(version)
         pushed_model.set_int_custom_property(PUSHED_KEY, int(pushed))
         pushed_model.set_string_custom_property(PUSHED_DESTINATION_KEY, destination)
         pushed_model.set_string_custom_property(PUSHED_VERSION_KEY, version)
         write_push_record(pushed_model.uri, {
             "pushed": pushed, "version": version, "destination": destination,
-            "reasons": reasons, "pruned": pruned,
+            "reasons": reasons, "pruned": pruned, "left_behind": left_behind or [],
         })

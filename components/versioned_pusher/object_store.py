@@ -1,10 +1,21 @@
 """Serving dirs in object stores (gs://, s3://, minio://), where there is no directory rename.
 
-A push uploads the model under a hidden staging prefix (TF Serving only looks at numeric
-version dirs), claims a version number with a marker object, then copies the files into
-`<serving_dir>/<version>/` inside the store with `saved_model.pb` last and deletes the staging
-copy. A version counts as complete once its `saved_model.pb` exists: every other file of it is
-there by then. Pruning deletes `saved_model.pb` first, so a version leaves as it came.
+A push holds a lease, `<serving_dir>/.push-lease-<token>`, which holds the time and is renewed
+every RENEW_SECONDS for as long as the push runs. It uploads the model to a staging prefix,
+`.push-staging-<token>/`, claims a version number with an empty marker beside the versions,
+`.push-claim-<version>-<token>`, then copies the files into `<serving_dir>/<version>/` inside
+the store with `saved_model.pb` last, and deletes the claim, the staging copy and the lease.
+Every hidden name starts with `.push-`, never a number, so TF Serving ignores it.
+
+What a reader polling `<serving_dir>` can see of a push: nothing numeric until the copy-in's
+first file lands, then `<version>/` with a growing subset of the model's files and no
+`saved_model.pb`, then, once `saved_model.pb` is there, every file. A version counts as
+complete once its `saved_model.pb` exists. (TF Serving lists numeric dirs: it may try a version
+before its `saved_model.pb`, fail, keep serving the old one and retry; it never loads half a
+model.) Pruning deletes `saved_model.pb` first, so a version leaves as it came, and removes what
+a push whose lease went ABANDONED_AFTER_SECONDS without renewal left. Once `saved_model.pb` is
+in place a push has succeeded: what it fails to delete after that stays, lease included, for
+prune.
 
 s3:// and minio:// take their endpoint from `AWS_ENDPOINT_URL` (needed for minio://; for
 s3:// unset means AWS) and their credentials from the standard AWS variables.
@@ -12,25 +23,41 @@ s3:// unset means AWS) and their credentials from the standard AWS variables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import random
+import threading
 import time
 import uuid
-from typing import Callable
+from typing import Callable, Iterator, NamedTuple
 
 import fsspec
+from absl import logging
 
 SCHEMES = ("gs://", "s3://", "minio://")
 SAVED_MODEL = "saved_model.pb"
-# Claims and staging copies share this prefix, which is never a number.
+# Every name a push adds beside the versions starts with this, which is never a number.
 HIDDEN_PREFIX = ".push-"
-# A staging copy or claim this old belongs to a push that died; a live push takes seconds.
+LEASE_PREFIX = HIDDEN_PREFIX + "lease-"
+STAGING_PREFIX = HIDDEN_PREFIX + "staging-"
+CLAIM_PREFIX = HIDDEN_PREFIX + "claim-"
+# A live push renews its lease this often, so it never looks abandoned, however long it copies.
+RENEW_SECONDS = 60
+# A push whose lease is this old died: prune removes what it left.
 ABANDONED_AFTER_SECONDS = 3600
 
 
 class VersionTaken(RuntimeError):
     """Another pusher claimed the same version number first."""
+
+
+class Pushed(NamedTuple):
+    """The version a push made live, and the URIs of what it could not clean up after (left to
+    prune once its lease is ABANDONED_AFTER_SECONDS old)."""
+
+    version: str
+    left_behind: tuple[str, ...] = ()
 
 
 def is_object_store(uri: str) -> bool:
@@ -72,18 +99,32 @@ def _numbers(fs: fsspec.AbstractFileSystem, root: str) -> list[int]:
     return sorted(int(name) for name in _names(fs, root) if name.isdigit())
 
 
+def _claimed_version(name: str) -> int | None:
+    """The version a `.push-claim-<version>-<token>` marker claims; None for other names."""
+    version = name[len(CLAIM_PREFIX):].split("-", 1)[0]
+    return int(version) if name.startswith(CLAIM_PREFIX) and version.isdigit() else None
+
+
+def _taken(names: list[str]) -> list[int]:
+    """The version numbers in use, oldest first: version dirs and claims."""
+    claimed = (_claimed_version(name) for name in names)
+    return sorted({int(name) for name in names if name.isdigit()} |
+                  {version for version in claimed if version is not None})
+
+
 def _claim(fs: fsspec.AbstractFileSystem, root: str, version: int, token: str) -> str:
-    """Write our claim marker into the version, then make sure nobody else claimed or
-    completed it, and that no higher version appeared meanwhile (versions only increase)."""
-    version_path = posixpath.join(root, str(version))
-    fs.pipe(posixpath.join(version_path, f"{HIDDEN_PREFIX}{token}"), str(time.time()).encode())
-    others = [name for name in _names(fs, version_path)
-              if name == SAVED_MODEL or (name.startswith(HIDDEN_PREFIX)
-                                         and name != f"{HIDDEN_PREFIX}{token}")]
-    if others or _numbers(fs, root)[-1] != version:
-        fs.rm(posixpath.join(version_path, f"{HIDDEN_PREFIX}{token}"))
-        raise VersionTaken(version_path)
-    return version_path
+    """Write our claim marker beside the versions, then make sure nobody else claimed the
+    version or made its dir, and that no higher version appeared meanwhile (versions only
+    increase); return the claim's path."""
+    name = f"{CLAIM_PREFIX}{version}-{token}"
+    fs.pipe(posixpath.join(root, name), b"")
+    names = _names(fs, root)
+    rivals = [other for other in names
+              if other != name and _claimed_version(other) == version]
+    if rivals or str(version) in names or _taken(names)[-1] != version:
+        fs.rm(posixpath.join(root, name))
+        raise VersionTaken(posixpath.join(root, str(version)))
+    return posixpath.join(root, name)
 
 
 def _copy_in(fs: fsspec.AbstractFileSystem, staging: str, version_path: str) -> None:
@@ -93,56 +134,100 @@ def _copy_in(fs: fsspec.AbstractFileSystem, staging: str, version_path: str) -> 
         fs.copy(source, posixpath.join(version_path, posixpath.relpath(source, staging)))
 
 
+@contextlib.contextmanager
+def _lease(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
+    """Hold the lease at path for the block: the time in it, renewed every RENEW_SECONDS,
+    tells prune the push is alive. It stays when the block ends; the caller deletes it."""
+    stop = threading.Event()
+    fs.pipe(path, str(time.time()).encode())
+    renewer = threading.Thread(target=_renew, args=(fs, path, stop), daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
+def _renew(fs: fsspec.AbstractFileSystem, path: str, stop: threading.Event) -> None:
+    while not stop.wait(RENEW_SECONDS):
+        try:
+            fs.pipe(path, str(time.time()).encode())
+        except Exception as error:  # noqa: BLE001 - the next renewal may get through
+            logging.warning("Could not renew the push lease %s: %s", path, error)
+
+
+def _claim_and_copy_in(fs: fsspec.AbstractFileSystem, root: str, staging: str, token: str,
+                       next_version: Callable[[list[int]], int], attempts: int) -> tuple[int, str]:
+    """Claim the next free version and copy the staged model into it; return it and the
+    claim's path."""
+    for _ in range(attempts):
+        version = next_version(_taken(_names(fs, root)))
+        try:
+            claim = _claim(fs, root, version, token)
+        except VersionTaken:
+            # Two pushers that saw each other's claims both back off: at random, so one of
+            # them goes first next time.
+            time.sleep(random.uniform(0.05, 0.5))
+            continue
+        _copy_in(fs, staging, posixpath.join(root, str(version)))
+        return version, claim
+    raise VersionTaken(f"{attempts} version numbers in a row were taken")
+
+
 def push(model_path: str, serving_dir: str, next_version: Callable[[list[int]], int],
-         attempts: int = 10) -> str:
-    """Push the local SavedModel dir model_path to `<serving_dir>/<version>`; return version."""
+         attempts: int = 10) -> Pushed:
+    """Push the local SavedModel dir model_path to `<serving_dir>/<version>`. Once the version
+    is live the push has succeeded: what it then fails to delete is left to prune and named in
+    the result. A failure before that raises, and leaves a claimed version to prune."""
     fs, root = filesystem(serving_dir)
     token = uuid.uuid4().hex[:12]
-    staging = posixpath.join(root, f"{HIDDEN_PREFIX}{int(time.time())}-{token}")
-    fs.put(model_path.rstrip("/") + "/", staging + "/", recursive=True)
+    lease = posixpath.join(root, f"{LEASE_PREFIX}{token}")
+    staging = posixpath.join(root, f"{STAGING_PREFIX}{token}")
+    with _lease(fs, lease):
+        try:
+            fs.put(model_path.rstrip("/") + "/", staging + "/", recursive=True)
+            version, claim = _claim_and_copy_in(fs, root, staging, token, next_version,
+                                                attempts)
+        except Exception:
+            _removed(fs, staging, recursive=True)
+            raise
+        left = [path for path, recursive in ((claim, False), (staging, True))
+                if not _removed(fs, path, recursive)]
+    if not left and not _removed(fs, lease):
+        left.append(lease)
+    scheme = serving_dir.split("://", 1)[0]
+    return Pushed(str(version), tuple(f"{scheme}://{path}" for path in left))
+
+
+def _removed(fs: fsspec.AbstractFileSystem, path: str, recursive: bool = False) -> bool:
+    """Delete what a push made beside the versions; on failure log it and say so (prune
+    removes it once the push's lease is stale)."""
     try:
-        for _ in range(attempts):
-            version = next_version(_numbers(fs, root))
-            try:
-                version_path = _claim(fs, root, version, token)
-            except VersionTaken:
-                # Two pushers that saw each other's claims both back off: at random, so
-                # one of them goes first next time.
-                time.sleep(random.uniform(0.05, 0.5))
-                continue
-            _copy_in(fs, staging, version_path)
-            fs.rm(posixpath.join(version_path, f"{HIDDEN_PREFIX}{token}"))
-            return str(version)
-        raise VersionTaken(f"{serving_dir}: {attempts} version numbers in a row were taken")
-    finally:
-        fs.rm(staging, recursive=True)
-
-
-def _age(name: str) -> float:
-    stamp = name[len(HIDDEN_PREFIX):].split("-", 1)[0]
-    return time.time() - int(stamp) if stamp.isdigit() else 0.0
+        _remove(fs, path, recursive)
+    except Exception as error:  # noqa: BLE001 - the push's outcome stands; prune clears up
+        logging.warning("Could not remove %s, left for a later prune: %s", path, error)
+        return False
+    return True
 
 
 def prune(serving_dir: str, keep_versions: int, pushed_version: str) -> list[str]:
-    """Delete complete versions beyond the newest keep_versions (never pushed_version) and
-    staging copies of pushes that died; return the URIs removed. Versions without
-    saved_model.pb may be another push in progress and are left alone."""
+    """Delete complete versions beyond the newest keep_versions (never pushed_version) and what
+    abandoned pushes left; return the URIs removed. Versions without saved_model.pb of a live
+    push, or claimed by none (made by hand), are left alone."""
     fs, root = filesystem(serving_dir)
     scheme = serving_dir.split("://", 1)[0]
     complete = complete_versions(serving_dir)
-    doomed = [str(v) for v in versions_beyond(complete, keep_versions, pushed_version)]
     removed = []
-    for name in doomed:
-        path = posixpath.join(root, name)
+    for version in versions_beyond(complete, keep_versions, pushed_version):
+        path = posixpath.join(root, str(version))
         _remove(fs, posixpath.join(path, SAVED_MODEL))  # incomplete, so unread, from now on
         _remove(fs, path, recursive=True)
-        removed.append(f"{scheme}://{path}")
-    kept = {str(v) for v in complete} | {pushed_version}
-    for name in _names(fs, root):
-        if _abandoned(fs, root, name, kept):
-            _remove(fs, posixpath.join(root, name), recursive=True)
-            removed.append(f"{scheme}://{root}/{name}")
-    return removed
+        removed.append(path)
+    names = _names(fs, root)
+    for token in _abandoned(fs, root, names):
+        removed += _remove_push(fs, root, names, token, set(complete))
+    return [f"{scheme}://{path}" for path in removed]
 
 
 def _remove(fs: fsspec.AbstractFileSystem, path: str, recursive: bool = False) -> None:
@@ -160,29 +245,48 @@ def versions_beyond(versions: list[int], keep_versions: int, pushed_version: str
     return [version for version in versions if version not in kept]
 
 
-def _abandoned(fs: fsspec.AbstractFileSystem, root: str, name: str, complete: set[str]) -> bool:
-    """A staging copy, or a version left incomplete, of a push that died long ago."""
-    if name.startswith(HIDDEN_PREFIX):
-        return _age(name) > ABANDONED_AFTER_SECONDS
-    if not name.isdigit() or name in complete:
-        return False
-    claims = [posixpath.join(root, name, entry) for entry in _names(fs, posixpath.join(root, name))
-              if entry.startswith(HIDDEN_PREFIX)]
-    # Claims hold the time they were written; a version with none is someone else's business.
-    try:
-        return bool(claims) and all(
-            time.time() - float(fs.cat(claim)) > ABANDONED_AFTER_SECONDS for claim in claims)
-    except FileNotFoundError:
-        return False  # its push just finished
+def _abandoned(fs: fsspec.AbstractFileSystem, root: str, names: list[str]) -> list[str]:
+    """The tokens of pushes whose lease was last renewed over ABANDONED_AFTER_SECONDS ago."""
+    tokens = []
+    for name in names:
+        if not name.startswith(LEASE_PREFIX):
+            continue
+        path = posixpath.join(root, name)
+        try:
+            renewed = fs.cat(path).decode()
+        except FileNotFoundError:
+            continue  # its push just finished
+        try:
+            age = time.time() - float(renewed)
+        except ValueError:
+            raise ValueError(f"{path}: not a push lease, which holds the time it was last "
+                             f"renewed; found {renewed[:40]!r}") from None
+        if age > ABANDONED_AFTER_SECONDS:
+            tokens.append(name[len(LEASE_PREFIX):])
+    return tokens
+
+
+def _remove_push(fs: fsspec.AbstractFileSystem, root: str, names: list[str], token: str,
+                 complete: set[int]) -> list[str]:
+    """Remove what the abandoned push `token` left: the versions it claimed and never
+    completed, its claims, its staging copy, and its lease last, so that a prune that dies
+    midway is done again by the next. Return the paths removed."""
+    claims = [name for name in names if name.startswith(CLAIM_PREFIX)
+              and name.endswith(f"-{token}") and _claimed_version(name) is not None]
+    partial = [str(_claimed_version(name)) for name in claims
+               if _claimed_version(name) not in complete]
+    doomed = [name for name in (*partial, *claims, f"{STAGING_PREFIX}{token}",
+                                f"{LEASE_PREFIX}{token}") if name in names]
+    for name in doomed:
+        _remove(fs, posixpath.join(root, name), recursive=True)
+    return [posixpath.join(root, name) for name in doomed]
 
 
 def download(version_uri: str, destination: str) -> None:
-    """Copy a pushed version (without push markers) into the local dir destination."""
+    """Copy a pushed version into the local dir destination."""
     fs, path = filesystem(version_uri)
     for source in fs.find(path):
         relative = posixpath.relpath(source, path)
-        if posixpath.basename(relative).startswith(HIDDEN_PREFIX):
-            continue
         target = os.path.join(destination, *relative.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         fs.get(source, target)
