@@ -204,6 +204,21 @@ class KubeflowConfig(_Strict):
                              "http://seaweedfs.kubeflow:9000 (2.16 on)")
         return self
 
+    @model_validator(mode="after")
+    def _multi_worker_on_gcs(self) -> "KubeflowConfig":
+        """TFX's Vertex AI Trainer puts its artifacts' paths as the entrypoint sees them
+        (the launcher's local copies, kubeflow/storage.py) into the CustomJob's arguments;
+        the replicas have only Vertex's `/gcs/` mount of Cloud Storage."""
+        root = self.pipeline_root
+        if self.multi_worker is not None and root and not root.startswith("gs://"):
+            raise ValueError(
+                f"kubeflow.multi_worker needs kubeflow.pipeline_root on gs://, not {root!r}: "
+                "the Vertex AI replicas read and write the Trainer's artifacts through "
+                "Vertex's /gcs/ mount of Cloud Storage and cannot see the launcher pod's local "
+                f"copies of {root.split('://')[0]}:// artifacts; set kubeflow.pipeline_root to "
+                "gs://<bucket>/<path>, or kubeflow.multi_worker to null")
+        return self
+
     @field_validator("beam_pipeline_args")
     @classmethod
     def _no_credentials(cls, args: list[str]) -> list[str]:

@@ -18,6 +18,8 @@ from tests.kubeflow_helpers import EXAMPLE, TRAINERS, parse_args, read_package
 from trainer.module import trainer_config
 
 MULTI_WORKER = "kubeflow.multi_worker={project: my-project, region: europe-west4, replicas: 4}"
+# The replicas see the Trainer's artifacts only through Vertex's /gcs/ mount.
+GCS_ROOT = "kubeflow.pipeline_root=gs://my-bucket/tfx-transfer/root"
 VERTEX_EXECUTOR = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
 TFX_EXECUTOR = "tfx.components.trainer.executor.GenericExecutor"
 
@@ -25,9 +27,10 @@ TFX_EXECUTOR = "tfx.components.trainer.executor.GenericExecutor"
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     output = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
-    args = parse_args(["compile", "-c", EXAMPLE, "--set", MULTI_WORKER, "-o", str(output)])
+    args = parse_args(["compile", "-c", EXAMPLE, "--set", MULTI_WORKER, "--set", GCS_ROOT,
+                       "-o", str(output)])
     assert args.handler(args) == 0
-    return load_config(EXAMPLE, [MULTI_WORKER]), *read_package(output)
+    return load_config(EXAMPLE, [MULTI_WORKER, GCS_ROOT]), *read_package(output)
 
 
 def executor_of(deployment, task: str):
@@ -104,7 +107,18 @@ def test_every_replica_reads_its_trainer_config_despite_vertex_keys(compiled):
 ])
 def test_bad_multi_worker_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(EXAMPLE, [override])
+        load_config(EXAMPLE, [override, GCS_ROOT])
+
+
+@pytest.mark.parametrize("root", ["minio://mlpipeline/tfx-transfer/root", "s3://bucket/root"])
+def test_multi_worker_needs_a_gcs_pipeline_root(root):
+    """TFX's Vertex client hands the replicas the launcher's local paths (/minio/..., /s3/...),
+    which exist only in the Trainer's own pod."""
+    with pytest.raises(ConfigError, match=r"kubeflow\.multi_worker needs "
+                       r"kubeflow\.pipeline_root on gs://, not '" + root):
+        load_config(EXAMPLE, [MULTI_WORKER, f"kubeflow.pipeline_root={root}"])
+    assert load_config(EXAMPLE, [f"kubeflow.pipeline_root={root}"]).kubeflow.multi_worker is None
+    assert load_config(EXAMPLE, [MULTI_WORKER, GCS_ROOT]).kubeflow.multi_worker.replicas == 4
 
 
 def test_worker_pools_without_accelerators_train_on_cpu():
