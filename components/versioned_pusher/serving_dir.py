@@ -69,9 +69,9 @@ def served_baseline(serving_dir: str, candidate_dir: str) -> str:
     version; `self@<identity>` when that is the candidate itself (compared with itself, it
     passes); "" when nothing is served. Distinct values, so distinct cache keys: an emptied
     serving dir is not taken for one that serves the candidate."""
+    identity = model_identity(candidate_dir)
     state = serving_state(serving_dir)
-    itself = candidate_served(candidate_dir)
-    return itself if state.endswith(itself[len(CANDIDATE_SERVED):]) else state
+    return f"{CANDIDATE_SERVED}@{identity}" if state.endswith(f"@{identity}") else state
 
 
 def candidate_served(candidate_dir: str) -> str:
