@@ -15,6 +15,13 @@ system.Dataset). TFX's entrypoint then can't find the artifact class, or builds 
 properties such as `split_names` (tensorflow/tfx#7768). Each input's declared type is in the
 inputs spec that pipeline spec 2.1 passes on the command line, so it is put back from there
 before TFX parses the inputs. Vertex AI passes the types, and then nothing changes.
+
+Backend outputs: the open-source driver adds output artifacts of its own to a task's executor
+input, e.g. `executor-logs` (`system.Artifact`), which the launcher writes the task's log to and
+uploads (`publish_logs`, on by default: `backend/src/v2/driver/driver.go: provisionOutputs`).
+TFX declares only `tfx.*` types and can't import `system.*` ones, so every output of a KFP
+`system.*` type, or of none, is taken out before TFX parses the outputs; the launcher still
+uploads and records it, as it does for any output the executor output doesn't mention.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import argparse
 import json
 
 import yaml
-from absl import app
+from absl import app, logging
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from tfx.dsl.io import fileio
@@ -61,6 +68,26 @@ def restore_input_types(invocation_json: str, inputs_spec_json: str | None) -> s
                 changed = True
     # Untouched input passes through as it came, byte for byte.
     return json.dumps(json_format.MessageToDict(executor_input)) if changed else invocation_json
+
+
+def drop_backend_outputs(invocation_json: str) -> str:
+    """The executor input without the outputs the backend added for itself (see above)."""
+    executor_input = json_format.Parse(invocation_json, pb.ExecutorInput(),
+                                       ignore_unknown_fields=True)
+    outputs = executor_input.outputs.artifacts
+    backend = [key for key, artifact_list in outputs.items()
+               if not any(_is_tfx_type(artifact.type) for artifact in artifact_list.artifacts)]
+    if not backend:
+        return invocation_json
+    for key in backend:
+        del outputs[key]
+    logging.info("outputs left to the launcher: %s", ", ".join(sorted(backend)))
+    return json.dumps(json_format.MessageToDict(executor_input))
+
+
+def _is_tfx_type(type_schema: pb.ArtifactTypeSchema) -> bool:
+    title = _title(type_schema)
+    return bool(title) and not title.startswith("system.")
 
 
 def _artifact_lists(message: pb.ExecutorInput | pb.ExecutorOutput):
@@ -110,13 +137,13 @@ def restore_remote_uris(executor_output_json: str) -> str:
 
 
 def parse_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """TFX's own flags and Beam args, with the executor input's types restored, its artifacts
-    at the launcher's local paths and Beam's worker count `0` resolved against this pod's CPU
-    limit."""
+    """TFX's own flags and Beam args, with the executor input's types restored, the backend's
+    own outputs taken out, its artifacts at the launcher's local paths and Beam's worker
+    count `0` resolved against this pod's CPU limit."""
     # TFX's own parser (private, pinned with TFX 1.16), so flags mean exactly what they did.
     args, beam_args = kubeflow_v2_run_executor._parse_flags(argv)  # pylint: disable=W0212
-    args.json_serialized_invocation_args = localize(restore_input_types(
-        args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args))
+    args.json_serialized_invocation_args = localize(drop_backend_outputs(restore_input_types(
+        args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args)))
     return args, resolve_worker_count(beam_args)
 
 

@@ -11,9 +11,10 @@ hit exactly while they are unchanged (kubeflow/caching.py wires them).
   hook computes; open-source KFP runs no hooks): `span`, `input_fingerprint`, and
   `input_config` with the span filled into its patterns.
 * `served`: `served_baseline`, the served version the candidate must not be worse than
-  (`<version>@<identity>`), `self@<identity>` when the candidate itself is served, or "" when
-  nothing is: three values, so an emptied serving dir is a cache miss after a tick that found
-  the candidate served.
+  (`<version>@<identity>`), `self@<identity>` when the candidate itself is served, or
+  `none@<when>` when nothing is. A value new on every probe that finds nothing served: an
+  emptied serving dir is a cache miss on every tick (never the decision of an earlier tick
+  that pushed into an empty dir), so the next tick refills it.
 
 Both write KFP's ExecutorOutput `parameterValues` to the executor input's output file, the
 launcher's first source for output parameters (`launcher_v2.go: collectOutputParameters`).
@@ -22,6 +23,7 @@ launcher's first source for output parameters (`launcher_v2.go: collectOutputPar
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -63,11 +65,13 @@ def resolve_served(parameters: dict, artifacts: dict) -> dict:
     """The served version the candidate (downloaded by the launcher) is compared with."""
     from tfx.utils import path_utils
 
-    from components.versioned_pusher.serving_dir import served_baseline
+    from components.versioned_pusher.serving_dir import nothing_served, served_baseline
 
     candidate = artifacts["candidate"]
     candidate_dir = path_utils.serving_model_path(local_path(candidate) or candidate)
-    return {"served_baseline": served_baseline(parameters["serving_dir"], candidate_dir)}
+    baseline = served_baseline(parameters["serving_dir"], candidate_dir)
+    moment = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    return {"served_baseline": baseline or nothing_served(moment)}
 
 
 def run(kind: str, executor_input: pb.ExecutorInput) -> dict:

@@ -1,4 +1,5 @@
-"""kubeflow/entrypoint.py: inputs that open-source KFP hands over untyped get their TFX type."""
+"""kubeflow/entrypoint.py: inputs that open-source KFP hands over untyped get their TFX type,
+and the outputs its driver adds for itself never reach TFX."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.types import standard_artifacts
 
-from kubeflow.entrypoint import localize, parse_flags, restore_input_types, restore_remote_uris
+from kubeflow.entrypoint import (drop_backend_outputs, localize, parse_flags, restore_input_types,
+                                 restore_remote_uris)
 from kubeflow.storage import remote_uri
 
 EXAMPLES_SCHEMA = ("title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n"
@@ -62,6 +64,49 @@ def test_without_an_inputs_spec_nothing_changes():
     assert restore_input_types(invocation, None) is invocation
 
 
+def _with_outputs(outputs: dict[str, dict]) -> str:
+    """An executor input with one output artifact of each given type, as the driver writes it."""
+    invocation = json.loads(_invocation({"schemaTitle": "system.Dataset"}))
+    invocation["outputs"]["artifacts"] = {
+        key: {"artifacts": [{"type": artifact_type, "uri": f"gs://bucket/root/run/{key}"}]}
+        for key, artifact_type in outputs.items()}
+    return json.dumps(invocation)
+
+
+def _parsed_outputs(invocation: str) -> dict:
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    executor_input = json_format.Parse(invocation, pb.ExecutorInput())
+    return utils.parse_raw_artifact_dict(executor_input.outputs.artifacts)
+
+
+# What open-source KFP's driver adds to every task with publish_logs on (driver.go:
+# provisionOutputs), and TFX's v2 entrypoint can't parse.
+EXECUTOR_LOGS = {"executor-logs": {"schemaTitle": "system.Artifact"}}
+MODEL_OUTPUT = {"model": {"instanceSchema": "title: tfx.Model\ntype: object\n"}}
+
+
+def test_tfx_alone_fails_on_the_drivers_executor_logs_output():
+    with pytest.raises(ImportError, match="system.Artifact"):
+        _parsed_outputs(_with_outputs({**MODEL_OUTPUT, **EXECUTOR_LOGS}))
+
+
+@pytest.mark.parametrize("backend_output", [
+    EXECUTOR_LOGS, {"other-log": {"schemaTitle": "system.Metrics"}}, {"untyped": {}}])
+def test_backend_outputs_are_left_to_the_launcher_and_tfx_outputs_kept(backend_output):
+    outputs = _parsed_outputs(drop_backend_outputs(_with_outputs({**MODEL_OUTPUT,
+                                                                  **backend_output})))
+    assert list(outputs) == ["model"]
+    assert isinstance(outputs["model"][0], standard_artifacts.Model)
+    assert outputs["model"][0].uri == "gs://bucket/root/run/model"
+
+
+def test_without_backend_outputs_nothing_changes():
+    invocation = _with_outputs(MODEL_OUTPUT)
+    assert drop_backend_outputs(invocation) is invocation
+
+
 def test_flags_are_tfx_flags_with_beam_args_passed_through():
     argv = ["entrypoint", "--executor_class_path", "trainer.Executor",
             "--json_serialized_invocation_args", _invocation({"schemaTitle": "system.Dataset"}),
@@ -69,6 +114,10 @@ def test_flags_are_tfx_flags_with_beam_args_passed_through():
     args, beam_args = parse_flags(argv)
     assert args.executor_class_path == "trainer.Executor"
     assert "tfx.Examples" in args.json_serialized_invocation_args
+    logs = ["--json_serialized_invocation_args",
+            _with_outputs({**MODEL_OUTPUT, **EXECUTOR_LOGS})]
+    args, _ = parse_flags(argv[:3] + logs + argv[5:])
+    assert "executor-logs" not in args.json_serialized_invocation_args
     assert beam_args == kubeflow_v2_run_executor._parse_flags(argv)[1]  # exactly as TFX's
     assert beam_args[-1] == "--direct_num_workers=2"
 

@@ -1,8 +1,10 @@
-"""kubeflow/Dockerfile: the pinned TFX base, the locked dependencies, the project where the
-compiled pipeline looks for it. (No Docker engine here: the file and the lock are checked.)"""
+"""kubeflow/Dockerfile: the pinned TFX base by default, the locked dependencies, the project
+where the compiled pipeline looks for it; and the image built here on the local base (podman),
+holding exactly the locked versions."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -31,18 +33,22 @@ def _pinned_tfx() -> str:
     return pin.split("==")[1]
 
 
-def test_base_is_the_official_tfx_image_of_the_pinned_version():
+def test_base_is_the_official_tfx_image_of_the_pinned_version_by_default():
     (base,) = [line.split()[1] for line in INSTRUCTIONS if line.startswith("FROM ")]
-    assert base == f"tensorflow/tfx:{_pinned_tfx()}" == f"tensorflow/tfx:{_locked_version('tfx')}"
+    assert base == "${BASE_IMAGE}"
+    (default,) = [line.split("=", 1)[1] for line in INSTRUCTIONS
+                  if line.startswith("ARG BASE_IMAGE=")]
+    assert default == f"tensorflow/tfx:{_pinned_tfx()}" == f"tensorflow/tfx:{_locked_version('tfx')}"
 
 
 def test_dependencies_come_from_the_lock_file():
     assert any(re.fullmatch(r"COPY pyproject\.toml uv\.lock \./", line) for line in INSTRUCTIONS)
     (install,) = [line for line in INSTRUCTIONS if "uv export" in line]
     assert "--frozen" in install and "--no-emit-project" in install
-    assert "uv pip install --system --requirements" in install
+    assert "uv pip install --system --compile-bytecode --requirements" in install
     # The project goes in last and alone, so it can't change a locked version.
-    assert any("uv pip install --system --no-deps ." in line for line in INSTRUCTIONS)
+    assert any("uv pip install --system --compile-bytecode --no-deps ." in line
+               for line in INSTRUCTIONS)
 
 
 def test_keras_2_is_set_in_the_image():
@@ -68,3 +74,18 @@ def test_the_lock_exports_the_pinned_stack(tmp_path):
     assert pins["tensorflow"] == _locked_version("tensorflow")
     assert pins["apscheduler"] == _locked_version("apscheduler")
     assert "tfx-transfer" not in pins
+
+
+def test_the_image_built_here_holds_the_locked_versions_and_the_project():
+    from tests.kfp_backend import pods
+
+    script = ("import importlib.metadata as m, json, kubeflow.entrypoint, trainer.module; "
+              "print(json.dumps({p: m.version(p) for p in "
+              "('tfx', 'tensorflow', 'apache-beam', 'tf-keras', 'tfx-transfer')}))")
+    result = subprocess.run(["podman", "run", "--rm", "--network=none", *pods.SECURITY_CONTEXT,
+                             pods.image(), "python", "-c", script], capture_output=True,
+                            text=True, env=pods.podman_env(), check=True)
+    versions = json.loads(result.stdout.strip().splitlines()[-1])
+    for package in ("tfx", "tensorflow", "apache-beam", "tf-keras"):
+        assert versions[package] == _locked_version(package), package
+    assert versions["tfx-transfer"] == PYPROJECT["project"]["version"]

@@ -20,6 +20,14 @@ def test_example_config_is_the_default_plus_a_kubeflow_section():
     assert default.kubeflow == KubeflowConfig()
 
 
+def test_the_example_store_is_the_one_kfp_2_16_and_later_ship():
+    """KFP 2.16+ has no minio-service; its store is SeaweedFS, the launcher's default endpoint
+    (backend/src/v2/objectstore/config.go: DefaultEndpointInMultiUserMode)."""
+    store = load_config(EXAMPLE).kubeflow.object_store
+    assert store.endpoint == "http://seaweedfs.kubeflow:9000"
+    assert store.credentials.secret == "mlpipeline-minio-artifact"  # kept under that name
+
+
 def test_trainers_default_to_one_gpu_and_partial_overrides_keep_the_rest():
     config = load_config(EXAMPLE, ["kubeflow.trainers={accelerator: {count: 2}}"])
     trainers = config.kubeflow.trainers

@@ -74,8 +74,9 @@ def _served(tmp_path, serving, candidate_uri: str) -> str:
 
 
 def test_the_served_probe_tells_nothing_served_from_the_candidate_served(tmp_path):
-    """Three states, three values: KFP keys served-model on them, so an emptied serving dir
-    is not a cache hit on the tick that found the candidate served."""
+    """Three states, distinct values: KFP keys served-model on them, so an emptied serving dir
+    is a cache hit neither on the tick that found the candidate served nor on the tick that
+    first found nothing served (and pushed): the next tick pushes again."""
     candidate = tmp_path / "candidate"
     _saved_model(candidate / "Format-Serving", "candidate")
     serving = tmp_path / "serving"
@@ -87,6 +88,7 @@ def test_the_served_probe_tells_nothing_served_from_the_candidate_served(tmp_pat
     shutil.rmtree(serving)
     serving.mkdir()  # emptied by hand
     emptied = _served(tmp_path, serving, str(candidate))
-    assert nothing == emptied == ""
+    assert nothing.startswith("none@") and emptied.startswith("none@")
+    assert nothing != emptied
     assert itself == f"self@{model_identity(str(candidate / 'Format-Serving'))}"
     assert other == f"100@{model_identity(str(candidate / 'Format-Serving'))}"

@@ -1,4 +1,4 @@
-"""Serving dirs in an object store (a real S3-compatible server on 127.0.0.1): a reader never
+"""Serving dirs in an object store (SeaweedFS, KFP 2.16+'s store, on 127.0.0.1): a reader never
 sees a half-copied version, nor a version dir before its copy begins, racing pushers never
 prune each other (or a live push) to nothing, a live version is a successful push whatever its
 clean-up does, and the served-model baseline reads what is really there."""
@@ -17,7 +17,7 @@ from components.versioned_pusher import executor as ex
 from components.versioned_pusher import object_store
 from components.versioned_pusher.serving_dir import (complete_versions, copy_version,
                                                      model_identity, served_baseline)
-from tests.kfp_backend.store import object_store as s3_server
+from tests.kfp_backend.store import seaweedfs
 from tests.test_versioned_pusher import _push, _record, make_model
 
 BUCKET = "models"
@@ -25,8 +25,7 @@ BUCKET = "models"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    log = tmp_path_factory.mktemp("s3") / "server.log"
-    with s3_server((BUCKET,), str(log)) as server:
+    with seaweedfs((BUCKET,), tmp_path_factory.mktemp("s3")) as server:
         yield server
 
 
@@ -64,6 +63,8 @@ def test_a_push_lands_whole_and_loads_back(s3_env, models, request, tmp_path):
     keys = s3_env.keys(BUCKET, request.node.name + "/")
     # Only the version: no staging copy, claim, lease or directory marker objects.
     assert all(key.split("/")[1] == version and not key.endswith("/") for key in keys)
+    fs, root = object_store.filesystem(serving)
+    assert _names(fs, root) == [version]  # nor an empty staging folder
     copy_version(serving, served_baseline(serving, models[1]), str(tmp_path / "copy"))
     assert _files(str(tmp_path / "copy")) == _files(models[0])
     assert tf.saved_model.load(str(tmp_path / "copy")) is not None

@@ -62,17 +62,19 @@ def test_a_probe_that_found_the_candidate_served_makes_it_its_own_baseline(tmp_p
     assert output.get_string_custom_property(SERVED_VERSION_PROPERTY) == ""
 
 
-def test_a_probe_that_found_nothing_served_makes_the_candidate_its_own_baseline(tmp_path):
+@pytest.mark.parametrize("nothing", ["", "none@2026-12-03T21:40:00.000001+00:00"])
+def test_a_probe_that_found_nothing_served_makes_the_candidate_its_own_baseline(tmp_path,
+                                                                               nothing):
     serving = tmp_path / "serving"
     _model_dir(serving, "300", "another model")  # pushed after the probe ran: not read
-    output = _run(tmp_path, str(serving), served_baseline="")
+    output = _run(tmp_path, str(serving), served_baseline=nothing)
     assert _marker(output) == "candidate"
     assert output.get_string_custom_property(SERVED_VERSION_PROPERTY) == ""
 
 
 @pytest.mark.parametrize("baseline, message", [
     ("self@0123456789abcdef", "not the model served"),  # another candidate's
-    ("latest", "expected '' .nothing served."),
+    ("latest", "expected '' or 'none@<when>' .nothing served."),
     ("300", "expected"),
 ])
 def test_bad_served_baselines_name_the_parameter(tmp_path, baseline, message):

@@ -22,7 +22,7 @@ SERVED_VERSION_PROPERTY = "served_version"
 def _check_candidate_served(served_baseline: str, candidate_dir: str) -> None:
     """A `self@<identity>` baseline must name this very candidate."""
     itself = served.candidate_served(candidate_dir)
-    if served_baseline and served_baseline != itself:
+    if served_baseline.startswith(f"{served.CANDIDATE_SERVED}@") and served_baseline != itself:
         raise ValueError(f"served_baseline {served_baseline!r}: the candidate {candidate_dir} "
                          f"is {itself!r}, so it is not the model served")
 
@@ -38,7 +38,8 @@ def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
     candidate itself, so the not-worse-than-served check compares it with itself and passes.
 
     `served_baseline` is what a Kubeflow probe found: `<version>@<identity>`, `self@<identity>`
-    (the candidate is served) or "" (nothing is served); unset, the serving dir is read here.
+    (the candidate is served) or `none@<when>` (nothing is served; "" too); unset, the serving
+    dir is read here.
     `code_version` and `serving_state` (the latest served version when the run started) are
     read by nobody: they key the cache, so a code change or a push or rollback since the last
     run re-runs this component.
@@ -56,6 +57,7 @@ def ServedModel(candidate: InputArtifact[Model], model: OutputArtifact[Model],
         _check_candidate_served(served_baseline, candidate_dir)
         io_utils.copy_dir(candidate_dir, destination)
     model.set_string_custom_property(SERVED_VERSION_PROPERTY, version)
+    itself_served = served_baseline.startswith(f"{served.CANDIDATE_SERVED}@")
     logging.info("Served-model baseline: %s", f"{serving_dir}/{version}" if version else
-                 f"the candidate itself ({'it' if served_baseline else 'nothing'} is served)")
+                 f"the candidate itself ({'it' if itself_served else 'nothing'} is served)")
 

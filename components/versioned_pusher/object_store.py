@@ -231,11 +231,22 @@ def prune(serving_dir: str, keep_versions: int, pushed_version: str) -> list[str
 
 
 def _remove(fs: fsspec.AbstractFileSystem, path: str, recursive: bool = False) -> None:
-    """Delete path; one a racing pusher deleted first is gone all the same."""
-    try:
+    """Delete path; one a racing pusher deleted first is gone all the same. A tree goes with
+    its folder entries, deepest first: a store with real folders (SeaweedFS, KFP 2.16+'s)
+    keeps them once their objects are gone, and a poller would list an empty version."""
+    folders = _folders(fs, path) if recursive else []
+    with contextlib.suppress(FileNotFoundError):
         fs.rm(path, recursive=recursive)
-    except FileNotFoundError:
-        pass
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(folder + "/")
+
+
+def _folders(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """The folders of the tree at path (itself included), deepest first."""
+    found = fs.find(path, withdirs=True, detail=True)
+    folders = [name for name, info in found.items() if info["type"] == "directory"]
+    return sorted(set(folders) | {path}, key=len, reverse=True)
 
 
 def versions_beyond(versions: list[int], keep_versions: int, pushed_version: str) -> list[int]:

@@ -17,6 +17,8 @@ FINGERPRINT_FILE = "fingerprint.pb"
 SAVED_MODEL = object_store.SAVED_MODEL
 # served_baseline when the candidate itself is served: never a version number, never "".
 CANDIDATE_SERVED = "self"
+# A probe's served_baseline when nothing is served: `none@<when>`, new on every probe.
+NOTHING_SERVED = "none"
 
 
 def numeric_versions(serving_dir: str) -> list[int]:
@@ -79,14 +81,22 @@ def candidate_served(candidate_dir: str) -> str:
     return f"{CANDIDATE_SERVED}@{model_identity(candidate_dir)}"
 
 
+def nothing_served(moment: str) -> str:
+    """A probe's served_baseline when nothing is served, found at moment: never the same twice,
+    so the comparison and the Pusher after it run again on every tick that finds the serving
+    dir empty (an emptied serving dir is refilled) instead of reusing an earlier decision."""
+    return f"{NOTHING_SERVED}@{moment}"
+
+
 def compared_version(baseline: str) -> str:
     """The served version a served_baseline names; "" when the candidate is compared with
     itself (nothing served, or the candidate served)."""
-    if not baseline or baseline.startswith(f"{CANDIDATE_SERVED}@"):
+    if not baseline or baseline.startswith((f"{CANDIDATE_SERVED}@", f"{NOTHING_SERVED}@")):
         return ""
     version, _, identity = baseline.partition("@")
     if not version.isdigit() or not identity:
-        raise ValueError(f"served_baseline {baseline!r}: expected '' (nothing served), "
+        raise ValueError(f"served_baseline {baseline!r}: expected '' or "
+                         f"'{NOTHING_SERVED}@<when>' (nothing served), "
                          f"'{CANDIDATE_SERVED}@<identity>' (the candidate is served) or "
                          "'<version>@<identity>'")
     return version
