@@ -25,8 +25,8 @@ durations: setup harness-image
 image:
 	scripts/build_image $(if $(filter local,$(BASE)),--local-base) $(IMAGE)
 
-# Built before the tests start so that its first build (about 3 minutes) is not in their time;
-# unchanged, it takes seconds (the engine's layer cache).
+# Built before the tests start so that its first build (minutes) is not in their time; unchanged,
+# it takes seconds (the engine's layer cache; bench/results/image_build.json).
 harness-image: setup
 	scripts/build_image --local-base $(HARNESS_IMAGE)
 

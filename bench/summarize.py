@@ -230,6 +230,14 @@ def fresh_clone_ci(results: dict) -> str:
     return "\n".join(rows)
 
 
+def image_build(results: dict) -> str:
+    """The image's build and start-up seconds, and its size."""
+    rows = ["| case | seconds |", "|---|---|"]
+    rows += [f"| {case} | {seconds} |" for case, seconds in results["seconds"].items()]
+    return "\n".join(rows) + (f"\n\n{results['image_gb']} GB; load before: "
+                              f"{results['load_average_before'][0]:.2f}")
+
+
 def section(name: str, results: dict) -> str | None:
     """The markdown of one results file, by what the file holds."""
     if "skipped" in results:
@@ -238,6 +246,8 @@ def section(name: str, results: dict) -> str | None:
         return ci_durations(results)
     if name == "fresh_clone_ci":
         return fresh_clone_ci(results)
+    if name == "image_build":
+        return image_build(results)
     if name.startswith("recipe_ablation"):
         return recipe_ablation(results)
     if name.startswith("study_"):
