@@ -7,15 +7,17 @@ import functools
 import hashlib
 from pathlib import Path
 
-COMPONENTS = Path(__file__).resolve().parent
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @functools.lru_cache(maxsize=None)
-def code_version(*packages: str) -> str:
-    """A short hash of the Python files of these packages of `components/`."""
+def code_version(*parts: str) -> str:
+    """A short hash of the Python files of these project folders and files (paths relative to
+    the project root, e.g. `components/versioned_pusher`, `transform/image_limits.py`)."""
     digest = hashlib.sha256()
-    for package in packages:
-        for path in sorted((COMPONENTS / package).rglob("*.py")):
-            digest.update(path.relative_to(COMPONENTS).as_posix().encode())
-            digest.update(path.read_bytes())
+    for part in parts:
+        path = PROJECT / part
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(PROJECT).as_posix().encode())
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -104,9 +105,8 @@ def _schedule_locally(args: argparse.Namespace) -> int:
     if args.list or args.delete:
         raise ConfigError("--list and --delete manage recurring runs on a KFP server, "
                           "not --local schedules")
-    if (args.max_runs is not None and args.max_runs < 1) or \
-            (args.duration is not None and args.duration <= 0):
-        raise ConfigError("--max-runs and --duration must be positive")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise ConfigError("--max-runs must be positive")
     cron = _cron(args)
     config = _load(args)
     # `tfx-transfer run` in a child process: a crashing run can't kill the scheduler.
@@ -118,6 +118,21 @@ def _schedule_locally(args: argparse.Namespace) -> int:
     codes = run_on_schedule(command, cron, max_runs=args.max_runs, duration=args.duration)
     print(f"{len(codes)} run(s), {sum(1 for code in codes if code)} failed", file=sys.stderr)
     return 0
+
+
+MAX_DURATION = 10 * 365 * 86_400  # ten years; threading's timers refuse much more
+
+
+def _seconds(value: str) -> float:
+    """A --duration: a finite, positive number of seconds up to MAX_DURATION."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_DURATION:  # also false for nan
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected seconds, more than 0 and at most {MAX_DURATION} (ten years)")
+    return seconds
 
 
 def _show_schedule_logs() -> None:
@@ -180,7 +195,7 @@ def add_commands(subparsers: argparse._SubParsersAction,
                           help="Run `tfx-transfer run` here on the schedule instead.")
     schedule.add_argument("--max-runs", type=int, metavar="N",
                           help="--local: stop after N runs.")
-    schedule.add_argument("--duration", type=float, metavar="SECONDS",
+    schedule.add_argument("--duration", type=_seconds, metavar="SECONDS",
                           help="--local: stop starting runs after this long.")
     _add_no_cache(schedule)
     schedule.set_defaults(handler=cmd_schedule)

@@ -9,12 +9,18 @@ through croniter, which keeps the OR rule, behind APScheduler's trigger interfac
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# robfig/cron's field grammar (KFP's scheduler): `*` or `?`, a number or a 3-letter name,
+# optionally a range and a step; lists of those. croniter also takes L, W, # and H, which KFP
+# refuses.
+_ITEM = re.compile(r"^(\*|\?|\d+|[a-z]{3})(-(\d+|[a-z]{3}))?(/\d+)?$")
+YEARS_TO_FIRE = 8  # a leap day fires at most 8 years apart (2096 to 2104)
 
 
 def six_fields(expr: str) -> list[str]:
@@ -53,13 +59,29 @@ class CronTrigger(BaseTrigger):
 
 
 def to_trigger(expr: str) -> CronTrigger:
-    """The local schedule's trigger; a bad expression raises ValueError naming it."""
+    """The local schedule's trigger; a bad expression, or one that never fires, raises
+    ValueError naming it."""
     fields = [field.lower() for field in six_fields(expr)]
-    _check_weekdays(fields[5])
     try:
-        return CronTrigger(fields)
+        _check_items(fields)
+        _check_weekdays(fields[5])
+        trigger = CronTrigger(fields)
+        croniter(trigger.expression, datetime.now(), second_at_beginning=True,
+                 max_years_between_matches=YEARS_TO_FIRE).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"cron {expr!r}: never fires (no date matches within "
+                         f"{YEARS_TO_FIRE} years, e.g. 31 February)") from None
     except (ValueError, KeyError) as error:  # croniter's errors are ValueErrors
         raise ValueError(f"cron {expr!r}: {error}") from None
+    return trigger
+
+
+def _check_items(fields: list[str]) -> None:
+    for field in fields:
+        bad = [item for item in field.split(",") if not _ITEM.match(item)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a cron field item KFP takes (*, ?, N, N-M, "
+                             "*/S, N-M/S, names; no L, W, # or H)")
 
 
 def _day(token: str) -> int:

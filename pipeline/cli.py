@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,8 +14,9 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 from pipeline.config import ConfigError, PipelineConfig, check_datasets, load_config  # noqa: E402
+from transform.options import ImageConfig  # noqa: E402
 from kubeflow.cli import add_commands as add_kubeflow_commands  # noqa: E402
-from pipeline.progress import install_progress, output_to_log, quiet_logs  # noqa: E402
+from pipeline.progress import install_progress, output_to_log, quiet_logs, shown  # noqa: E402,E501
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(PROJECT_ROOT, "configs", "fashion_mnist_ab.yaml")
@@ -105,6 +107,31 @@ def _knob(value: str) -> str:
     return value
 
 
+def _seed(value: str) -> int:
+    if not value.isdigit() or int(value) > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a seed is a whole number 0 to 2^32 - 1")
+    return int(value)
+
+
+STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _study_id(value: str) -> str:
+    """A folder name under <pipeline_root>/studies/, never a path out of it."""
+    if not STUDY_ID.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a study id is a folder name of letters, digits, '.', '_' and '-' "
+            "(up to 100, not starting with '.'); it can't name another folder")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+    return number
+
+
 def _share(value: str) -> float:
     share = float(value)
     if not 0 < share < 1:
@@ -122,7 +149,7 @@ def _add_study_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS),
                         help="Labelled target images per cell, train + eval "
                         f"(default: {' '.join(map(str, DEFAULT_BUDGETS))}).")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+    parser.add_argument("--seeds", type=_seed, nargs="+", default=list(DEFAULT_SEEDS),
                         help="target_seed values; the source side keeps the config's seed.")
     parser.add_argument("--eval-share", type=_share, default=DEFAULT_EVAL_SHARE,
                         help="Share of each budget in the eval split (at least one image "
@@ -131,23 +158,27 @@ def _add_study_command(commands: argparse._SubParsersAction) -> None:
                         help="model.reuse_layers values to compare ('all' or numbers).")
     parser.add_argument("--unfreeze", type=_knob, nargs="+", default=["all"],
                         help="training.fine_tune.unfreeze values to compare.")
-    parser.add_argument("--id", help="Study directory name (default: a hash of the config, "
+    parser.add_argument("--id", type=_study_id,
+                        help="Study directory name (default: a hash of the config, "
                         "overrides and grid, so the same command resumes).")
     parser.set_defaults(handler=cmd_study)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pipeline.predict import predict_files
+    from pipeline.predict import classify_files
+    from transform.image_limits import ImageLimits
 
     failed = 0
-    for result in predict_files(args.model, args.images):
+    limits = ImageLimits(max_pixels=args.max_pixels, max_bytes=args.max_bytes)
+    for result in classify_files(args.model, args.images, limits):
+        name = shown(result["file"])
         if "error" in result:
             failed += 1
-            print(f"{result['file']}: {result['error']}", file=sys.stderr)
+            print(f"{name}: {result['error']}", file=sys.stderr, flush=True)
             continue
-        probabilities = "  ".join(f"{name}={p:.3f}" for name, p in
+        probabilities = "  ".join(f"{shown(str(label))}={p:.3f}" for label, p in
                                   result["probabilities"].items())
-        print(f"{result['file']}: {result['class_name']}  ({probabilities})")
+        print(f"{name}: {shown(result['class_name'])}  ({probabilities})", flush=True)
     if failed:
         print(f"{failed} of {len(args.images)} files could not be classified", file=sys.stderr)
     return 1 if failed else 0
@@ -182,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True,
                          help="A SavedModel dir, or a serving dir (its latest version is used).")
     predict.add_argument("images", nargs="+", help="Image files (PNG, JPEG, BMP, GIF).")
+    defaults = ImageConfig.model_fields
+    predict.add_argument("--max-bytes", type=_positive_int,
+                         default=defaults["max_bytes"].default,
+                         help="Refuse larger files before reading them (image.max_bytes; "
+                         "default %(default)s). The model checks its own limits as well.")
+    predict.add_argument("--max-pixels", type=_positive_int,
+                         default=defaults["max_pixels"].default,
+                         help="Refuse images whose header states more pixels to decode, GIF "
+                         "frames counted (image.max_pixels; default %(default)s).")
     predict.set_defaults(handler=cmd_predict)
 
     _add_study_command(commands)

@@ -6,19 +6,23 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
                       model_validator)
 
 from components.image_example_gen.options import DatasetConfig
+from components.paths import REMOTE_PREFIXES, expand
 from kubeflow.options import CREDENTIAL_FLAGS, KubeflowConfig
 from trainer.options import KERAS_APPLICATIONS, ModelConfig, PretrainingMethod, TrainingConfig
 from transform.options import ImageConfig
 
 PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
-REMOTE_PREFIXES = ("gs://", "s3://", "hdfs://", "abfs://")
+SCRATCH_DIR = ".tfx-transfer-scratch"
+"""Under the pipeline root: a run's temp files, removed when the run ends (local_runner)."""
+Seed = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]
+"""What keras.utils.set_random_seed takes."""
 # scheme://user:password@host: a secret written into a path.
 _URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
 
@@ -64,6 +68,11 @@ class PipelineDatasetConfig(DatasetConfig):
         "outnumber the smallest by at most this ratio; null turns the label checks off.")
 
 
+def _within(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or under it (paths as written, not resolved)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def _credential_problems(value: Any, key: str) -> list[str]:
     """Config keys holding what looks like a secret: configs, specs and logs are shared."""
     if isinstance(value, dict):
@@ -84,8 +93,8 @@ class PipelineConfig(_Strict):
 
     name: str = Field(pattern=PIPELINE_NAME_PATTERN, max_length=63,
                       description="Pipeline name; Kubeflow's V2 runner needs [a-z0-9][a-z0-9-]*.")
-    seed: int = 42
-    target_seed: int | None = Field(
+    seed: Seed = 42
+    target_seed: Seed | None = Field(
         default=None, description="Seed of the target side alone (its label sample, the "
         "transfer and scratch Trainers); None: `seed`. Varying it leaves the source and "
         "pretraining cached, as `tfx-transfer study` does.")
@@ -108,7 +117,27 @@ class PipelineConfig(_Strict):
     @field_validator("pipeline_root", "serving_dir")
     @classmethod
     def _absolute(cls, value: str) -> str:
+        value = expand(value)
         return value if value.startswith(REMOTE_PREFIXES) else os.path.abspath(value)
+
+    @model_validator(mode="after")
+    def _roots_hold_only_runs(self) -> "PipelineConfig":
+        root, serving = self.pipeline_root, self.serving_dir
+        if os.path.dirname(root) == root:
+            raise ValueError(f"pipeline_root: {root} is a filesystem root; runs write and "
+                             "delete their own folders under it")
+        if _within(serving, os.path.join(root, SCRATCH_DIR)) or serving == root:
+            raise ValueError(f"serving_dir: {serving} is the pipeline root or inside its "
+                             f"scratch folder {SCRATCH_DIR}, which every run deletes")
+        for side in ("source", "target"):
+            dataset = getattr(self, side)
+            if dataset is None or dataset.path.startswith(REMOTE_PREFIXES):
+                continue
+            for key, path in (("pipeline_root", root), ("serving_dir", serving)):
+                if _within(path, os.path.abspath(dataset.path)):
+                    raise ValueError(f"{key}: {path} is inside {side}.path {dataset.path}; "
+                                     "the run's folders would be read as data")
+        return self
 
     @model_validator(mode="after")
     def _no_credentials(self) -> "PipelineConfig":
@@ -226,6 +255,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw)
         except yaml.YAMLError as error:
             raise ConfigError(f"--set {override!r}: the value is not valid YAML: {error}") from None
+        except RecursionError:
+            raise ConfigError(f"--set {key}: the value is nested too deeply") from None
         _set_dotted(data, key.strip(), value)
     return data
 
@@ -263,6 +294,8 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pipe
         raise ConfigError(f"{path}: can't read the config: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(data or {}, dict):
         return parse_config(data, str(path))  # raises, naming what the file holds instead
     return parse_config(apply_overrides(data or {}, list(overrides)), str(path))

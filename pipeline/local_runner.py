@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from absl import logging
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -16,7 +17,7 @@ from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
 from pipeline.abandoned_runs import cancel_abandoned_executions
 from pipeline.beam_workers import resolve_worker_count
-from pipeline.config import REMOTE_PREFIXES, ConfigError, PipelineConfig
+from pipeline.config import REMOTE_PREFIXES, SCRATCH_DIR, ConfigError, PipelineConfig
 from components.versioned_pusher.serving_dir import serving_state
 from pipeline.pipeline import create_pipeline
 from pipeline.run_lock import hold_run_lock
@@ -28,7 +29,7 @@ _DISK_FULL_MESSAGES = ("No space left on device", "database or disk is full",
 # the cause (TFX builds module wheels in a subprocess, which only says it failed), and even a
 # tiny dataset's run writes more than this.
 LOW_SPACE = 64 * 2**20
-SCRATCH_DIR = ".tmp"
+SCRATCH_MARK = "made-by-tfx-transfer"  # in the scratch dir: only such a dir is ever deleted
 # Unless one of these Beam flags is given, TFX builds a 40 MB sdist of itself in /tmp for
 # Beam's workers, in every Beam component: 2-4 s each, and never removed. The DirectRunner's
 # workers run this interpreter's packages and ignore the flags.
@@ -67,15 +68,21 @@ def disk_full(error: BaseException, pipeline_root: str) -> bool:
 @contextlib.contextmanager
 def scratch_dir(pipeline_root: str) -> Iterator[str]:
     """Temp files of the run (ours, TFX's module wheel builds, Beam's, TensorFlow's autograph)
-    go to `<pipeline_root>/.tmp` instead of /tmp, and are removed afterwards.
+    go to `<pipeline_root>/.tfx-transfer-scratch` instead of /tmp, and are removed afterwards.
 
     TFX and TensorFlow leave some 40 MB a run in /tmp, which scheduled runs would pile up; a
-    killed run leaves its share here, and the next run removes it. Call it holding the run
-    lock: then no other run can be using the directory.
+    killed run leaves its share here, and the next run removes it. Only a folder holding the
+    mark this function writes is ever removed: one the user made is an error, left alone.
+    Call it holding the run lock: then no other run can be using the directory.
     """
     path = os.path.join(pipeline_root, SCRATCH_DIR)
-    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        if not os.path.isfile(os.path.join(path, SCRATCH_MARK)) or os.path.islink(path):
+            raise ConfigError(f"{path}: not made by tfx-transfer, and runs delete their "
+                              "scratch folder; move it away")
+        shutil.rmtree(path)
     os.makedirs(path)
+    Path(path, SCRATCH_MARK).touch()
     saved = tempfile.tempdir, os.environ.get("TMPDIR")
     tempfile.tempdir = os.environ["TMPDIR"] = path  # ours, then child processes'
     try:

@@ -58,8 +58,8 @@ def _ingest(config: PipelineConfig, dataset: str, labels: list[str],
     """ExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform for one dataset
     ('source': what the pretrain Trainer reads, see PipelineConfig.pretraining_dataset)."""
     data = config.pretraining_dataset if dataset == "source" else config.target
-    example_gen = ImageExampleGen(dataset=data, label_names=labels,
-                                  seed=_seed(config, dataset)).with_id(f"{dataset}_example_gen")
+    example_gen = ImageExampleGen(dataset=data, label_names=labels, seed=_seed(config, dataset),
+                                  limits=config.image.limits()).with_id(f"{dataset}_example_gen")
     statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"]).with_id(f"{dataset}_statistics_gen")
     schema_gen = SchemaGen(
@@ -141,7 +141,8 @@ def create_pipeline(config: PipelineConfig, *, installed_code: bool = False,
                                       config.evaluation.margin)).with_id("evaluator")
     served_model = ServedModel(
         candidate=transfer.outputs["model"], serving_dir=config.serving_dir,
-        code_version=code_version("served_model", "versioned_pusher"),
+        code_version=code_version("components/served_model",
+                                  "components/versioned_pusher"),
         serving_state=serving_state).with_id("served_model")
     served_evaluator = Evaluator(
         examples=target["example_gen"].outputs["examples"],

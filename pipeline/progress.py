@@ -12,6 +12,13 @@ from collections.abc import Iterator
 from typing import TextIO
 
 _RUNNING = "Component %s is running."
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (escape codes, line breaks)
+    written as Python escapes, so a file name can't move the cursor or fake a line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 _FINISHED = "Component %s is finished."
 _CACHED = "A cached execution %d is used."
 

@@ -20,6 +20,7 @@ from components.image_example_gen.custom_config import from_exec_properties
 from components.image_example_gen.executor import SKIPPED_IMAGES_FILE, SPLIT_COUNTS_PROPERTY
 from components.versioned_pusher.executor import PUSH_RECORD_FILE
 from pipeline import report_examples, report_metrics, report_plots, run_history
+from pipeline.progress import shown
 
 CURVE_PHASES = {"pretrain_trainer": ("pretrain",), "transfer_trainer": ("frozen", "fine_tune"),
                 "scratch_trainer": ("scratch",)}
@@ -296,23 +297,38 @@ def _json_facts(report: dict[str, Any], plots: dict[str, str]) -> dict[str, Any]
 
 
 def _keep_run_log(report: dict[str, Any], earlier: str) -> None:
-    """Only `run` knows its log file; a re-rendered report keeps what the run's report said."""
-    if report["logs"]["run_log"] is None and os.path.exists(earlier):
+    """Only `run` knows its log file; a re-rendered report keeps what the run's report said.
+    The rest of the report comes from ML Metadata, so a damaged earlier file costs only this
+    path."""
+    if report["logs"]["run_log"] is not None:
+        return
+    try:
         with open(earlier, encoding="utf-8") as f:
-            report["logs"]["run_log"] = json.load(f).get("logs", {}).get("run_log")
+            run_log = json.load(f)["logs"]["run_log"]
+    except (OSError, ValueError, KeyError, TypeError):  # missing, truncated or not ours
+        return
+    if isinstance(run_log, str):
+        report["logs"]["run_log"] = run_log
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Whole or not at all: a kill or a full disk mid-write leaves the earlier file."""
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(partial, path)
 
 
 def write_report(report: dict[str, Any], out_dir: str) -> dict[str, str]:
-    """Write report.json, report.html and the figures' PNGs; return their paths."""
+    """Write report.json, report.html and the figures' PNGs, each atomically; return their
+    paths."""
     os.makedirs(out_dir, exist_ok=True)
     _keep_run_log(report, os.path.join(out_dir, "report.json"))
     plots = _plots(report, out_dir)
     paths = {"json": os.path.join(out_dir, "report.json"),
              "html": os.path.join(out_dir, "report.html"), **plots}
-    with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump(_json_facts(report, plots), f, indent=2)
-    with open(paths["html"], "w", encoding="utf-8") as f:
-        f.write(render_html(report, plots))
+    write_atomically(paths["json"], json.dumps(_json_facts(report, plots), indent=2))
+    write_atomically(paths["html"], render_html(report, plots))
     return paths
 
 
@@ -379,7 +395,7 @@ def _skipped_lines(skipped: dict[str, dict[str, Any]]) -> list[str]:
         if found["count"]:
             first = found["first"][0]
             lines += _wrapped(f"skipped {found['count']} {dataset} input(s), first "
-                              f"{first['path']}: {first['reason']}")
+                              f"{shown(first['path'])}: {shown(first['reason'])}")
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import matplotlib
@@ -13,9 +14,11 @@ _DPI = 90
 
 
 def _save(fig, path: str) -> None:
+    """A PNG, whole or not at all (written beside, then renamed)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(f"{path}.partial", dpi=_DPI, format="png")
     plt.close(fig)
+    os.replace(f"{path}.partial", path)
 
 
 def plot_curves(histories: dict[str, list[dict[str, float]]], title: str, path: str) -> None:

@@ -107,3 +107,16 @@ def write_tfrecord(path: Path, records: list[bytes]) -> None:
     with tf.io.TFRecordWriter(str(path), options) as writer:
         for record in records:
             writer.write(record)
+
+
+def crafted_gif(screen: tuple[int, int], frames: list[tuple[int, int]],
+                local_table: bool = False) -> bytes:
+    """A GIF built block by block: a 2-colour global table, a comment extension, and one
+    image descriptor (optionally with a local table) per frame, each with a few data bytes."""
+    data = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    data += b"\x21\xfe\x05hello\x00"
+    for width, height in frames:
+        data += b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0x81 if local_table else 0)
+        data += b"\0" * 12 if local_table else b""
+        data += b"\x02" + b"\x03\x84\x01\x00" + b"\x00"  # LZW code size, one sub-block, end
+    return data + b"\x3b"

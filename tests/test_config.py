@@ -136,7 +136,7 @@ def test_malformed_overrides(override, message):
     (lambda d: d["model"].update(architecture="mobilenet_v2"), "(top level)", "needs 3 channels"),
     (lambda d: d["model"].update(weights="w.h5"), "model", "only Keras applications"),
     (lambda d: d["training"]["fine_tune"].update(learning_rate=0), "training.fine_tune.learning_rate",
-     "greater than 0"),
+     "greater than or equal to 0.0000000001"),
     (lambda d: d.pop("target"), "target", "Field required"),
     (lambda d: d.pop("source"), "(top level)", "source: needed to pretrain"),
 ])

@@ -27,7 +27,9 @@ from components.image_example_gen.options import DatasetConfig
 from components.image_example_gen.records import unit_hash
 from components.image_example_gen.sampling import stratified_quotas
 from tests import image_files
+from tests.image_files import crafted_gif
 from tests.conftest import FASHION_MNIST_DIR
+from transform.image_limits import ImageLimits
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
@@ -49,9 +51,10 @@ def patterns_of(gen: ImageExampleGen) -> list[str]:
 
 
 def run(out: Path, dataset: DatasetConfig, label_names: list[str], seed: int = 42,
-        through_driver: bool = False) -> standard_artifacts.Examples:
+        through_driver: bool = False,
+        limits: ImageLimits = ImageLimits()) -> standard_artifacts.Examples:
     """Runs the executor as the TFX executor tests do; returns the output artifact."""
-    properties = exec_properties_of(ImageExampleGen(dataset, label_names, seed))
+    properties = exec_properties_of(ImageExampleGen(dataset, label_names, seed, limits))
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
     if through_driver:
@@ -358,6 +361,44 @@ def test_bad_images_are_skipped_counted_and_listed(tmp_path):
     for entry in listing:
         assert BROKEN[Path(entry["path"]).name][1] in entry["reason"]
     assert sum(split_counts(examples).values()) == 12
+
+
+def oversized(folder: Path) -> dict[str, str]:
+    """Three hostile files in `folder`, and the config key each one's refusal names."""
+    bomb = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(bomb, "PNG")  # 62 kB, 64 million pixels
+    (folder / "bomb.png").write_bytes(bomb.getvalue())
+    (folder / "frames.gif").write_bytes(crafted_gif((1000, 1000), [(1000, 1000)] * 60))
+    with open(folder / "huge.png", "wb") as sparse:  # never read: refused by its size
+        sparse.truncate(2**31)
+    return {"bomb.png": "image.max_pixels=50000000", "frames.gif": "image.max_pixels=50000000",
+            "huge.png": "image.max_bytes=67108864"}
+
+
+def test_images_over_the_limits_are_skipped_before_decoding_naming_the_key(tmp_path):
+    dataset = folder_with(tmp_path / "data", []).model_copy(update={"on_bad_image": "skip"})
+    refused = oversized(tmp_path / "data" / "b")
+    examples = run(tmp_path / "out", dataset, ["a", "b"])
+    reasons = {Path(entry["path"]).name: entry["reason"] for entry in skipped(examples)}
+    assert reasons.keys() == refused.keys()
+    for name, key in refused.items():
+        assert key in reasons[name]
+    assert sum(split_counts(examples).values()) == 12
+
+
+def test_an_image_over_the_limits_fails_naming_the_file(tmp_path):
+    dataset = folder_with(tmp_path / "data", [])
+    oversized(tmp_path / "data" / "b")
+    with pytest.raises(BadImageError, match=r"/b/(bomb.png|frames.gif|huge.png): the image"):
+        run(tmp_path / "out", dataset, ["a", "b"])
+
+
+def test_the_run_s_limits_reach_ingestion(tmp_path):
+    dataset = folder_with(tmp_path / "data", []).model_copy(update={"on_bad_image": "skip"})
+    examples = run(tmp_path / "out", dataset, ["a", "b"], limits=ImageLimits(max_bytes=10))
+    listing = skipped(examples)
+    assert len(listing) == 12
+    assert all("image.max_bytes=10" in entry["reason"] for entry in listing)
 
 
 @pytest.mark.parametrize("layout, message", [

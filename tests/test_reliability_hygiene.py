@@ -14,7 +14,8 @@ import pytest
 from kubeflow.runner import compile_pipeline
 from pipeline import cli
 from pipeline.config import ConfigError, load_config
-from pipeline.local_runner import SCRATCH_DIR, local_beam_args, scratch_dir
+from pipeline.config import SCRATCH_DIR, ConfigError
+from pipeline.local_runner import SCRATCH_MARK, local_beam_args, scratch_dir
 from tests.kubeflow_helpers import EXAMPLE
 from tests.reliability_runs import (CANARY, CANARY_SECRET, CHAIN_GROUP, files_under, shared_chain,
                                     tree_contents)
@@ -76,11 +77,26 @@ def test_scratch_dir_takes_temp_files_and_removes_a_killed_runs(tmp_path, monkey
     leftover = tmp_path / SCRATCH_DIR / "tmp-of-a-killed-run" / "wheel.whl"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"40 MB")
+    (tmp_path / SCRATCH_DIR / SCRATCH_MARK).touch()  # the killed run made it
+    users = tmp_path / ".tmp" / "keep.txt"
+    users.parent.mkdir()
+    users.write_text("the user's")
     with scratch_dir(str(tmp_path)) as path:
         assert not leftover.exists()
         assert tempfile.gettempdir() == os.environ["TMPDIR"] == path
     assert not Path(path).exists()
     assert os.environ["TMPDIR"] == "/somewhere" and tempfile.gettempdir() != path
+    assert users.read_text() == "the user's"
+
+
+def test_a_scratch_dir_the_run_did_not_make_is_left_alone_and_refused(tmp_path):
+    users = tmp_path / SCRATCH_DIR / "keep.txt"
+    users.parent.mkdir()
+    users.write_text("the user's")
+    with pytest.raises(ConfigError, match="not made by tfx-transfer"):
+        with scratch_dir(str(tmp_path)):
+            pass
+    assert users.read_text() == "the user's"
 
 
 @pytest.mark.parametrize("args, skipped", [

@@ -25,6 +25,8 @@ from tfx.types import standard_artifacts
 
 from components.versioned_pusher import PushError
 from components.versioned_pusher import executor as ex
+from pipeline.predict import classify_files
+from tests.image_files import crafted_gif
 from tests.reliability_runs import CHAIN_GROUP, PROJECT_ROOT, metadata_store_of, shared_chain
 
 pytestmark = CHAIN_GROUP
@@ -247,3 +249,28 @@ def test_the_served_model_refuses_a_decompression_bomb_before_decoding(pushed_mo
     Image.new("L", (8000, 8000)).save(buffer, "PNG")  # 62 kB for 64 M pixels
     with pytest.raises(tf.errors.InvalidArgumentError, match="image.max_pixels"):
         _served(pushed_model)(image_bytes=tf.constant([buffer.getvalue()]))
+
+
+@pytest.mark.e2e
+def test_the_served_model_refuses_a_many_frame_gif_before_decoding(pushed_model):
+    """400 frames of 1000 x 1000 in a few kB: giflib would hold every frame (400 MB)."""
+    frames = crafted_gif((1000, 1000), [(1000, 1000)] * 400)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image.max_pixels=50000000\b"):
+        _served(pushed_model)(image_bytes=tf.constant([frames]))
+    assert _served(pushed_model)(image_bytes=tf.constant([_encoded((28, 28), "L", "PNG", 0)]))[
+        "probabilities"].shape == (1, 2)
+
+
+@pytest.mark.e2e
+def test_predict_classifies_the_good_files_among_hostile_ones(pushed_model, tmp_path):
+    good = tmp_path / "good.png"
+    good.write_bytes(_encoded((28, 28), "L", "PNG", 0))
+    (tmp_path / "frames.gif").write_bytes(crafted_gif((1000, 1000), [(1000, 1000)] * 400))
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
+    names = ["frames.gif", "good.png", "folder", "pipe.png", "good.png"]
+    results = list(classify_files(str(pushed_model), [str(tmp_path / n) for n in names]))
+    assert [Path(result["file"]).name for result in results] == names
+    assert "image.max_pixels=50000000" in results[0]["error"]
+    assert "directory" in results[2]["error"] and "FIFO" in results[3]["error"]
+    assert results[1]["class_name"] == results[4]["class_name"] in ("Sandal", "Shirt")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -164,6 +165,33 @@ def test_skipped_inputs_are_read_from_the_example_gen_artifact(tmp_path):
     runs = {"target_example_gen": ComponentRun("target_example_gen", "complete", 1.0,
                                                {"examples": [Artifact()]})}
     assert report.skipped_inputs(runs) == {"target": {"count": 12, "first": entries[:10]}}
+
+
+@pytest.mark.parametrize("damaged", ['{"logs": ', '{"logs": "hostile"}', "[1, 2]", "",
+                                     '{"logs": {"run_log": 5}}'])
+def test_a_damaged_report_json_is_rewritten_from_the_run_not_read(tmp_path, damaged):
+    (tmp_path / "report.json").write_text(damaged)
+    facts = _report(served_blessed=True)
+    facts["logs"]["run_log"] = None  # as `report` re-renders it: only `run` knows the log
+    paths = report.write_report(facts, str(tmp_path))
+    assert json.loads(Path(paths["json"]).read_text())["logs"]["run_log"] is None
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_re_rendered_report_keeps_the_runs_log_path(tmp_path):
+    report.write_report(_report(served_blessed=True), str(tmp_path))
+    facts = _report(served_blessed=True)
+    facts["logs"]["run_log"] = None
+    paths = report.write_report(facts, str(tmp_path))
+    assert json.loads(Path(paths["json"]).read_text())["logs"]["run_log"] == "/runs/logs/run.log"
+
+
+def test_a_write_that_fails_midway_leaves_the_earlier_file(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text("earlier")
+    with pytest.raises(UnicodeEncodeError):
+        report.write_atomically(str(path), "new \ud800")
+    assert path.read_text() == "earlier"
 
 
 @pytest.fixture(scope="module")

@@ -92,15 +92,15 @@ def test_scratch_trains_the_phase_it_would_have_trained():
 def test_a_components_code_is_in_its_cache_key(tmp_path, monkeypatch):
     from components import code_version as module
 
-    package = tmp_path / "image_example_gen"
-    package.mkdir()
+    package = tmp_path / "components" / "image_example_gen"
+    package.mkdir(parents=True)
     (package / "executor.py").write_text("VERSION = 1\n")
-    monkeypatch.setattr(module, "COMPONENTS", tmp_path)
+    monkeypatch.setattr(module, "PROJECT", tmp_path)
     module.code_version.cache_clear()
-    before = module.code_version("image_example_gen")
+    before = module.code_version("components/image_example_gen")
     (package / "executor.py").write_text("VERSION = 2\n")
     module.code_version.cache_clear()
-    assert module.code_version("image_example_gen") != before
+    assert module.code_version("components/image_example_gen") != before
     module.code_version.cache_clear()
 
 
@@ -111,8 +111,11 @@ def test_project_components_carry_their_code_version():
     config = load_config(CONFIG)
     nodes = {node.id: node for node in create_pipeline(config, serving_state="7@abc").components}
     custom = nodes["target_example_gen"].exec_properties["custom_config"]
-    assert code_version("image_example_gen") in str(custom)
-    assert nodes["pusher"].exec_properties["code_version"] == code_version("versioned_pusher")
+    assert code_version("components/image_example_gen",
+                        "transform/image_limits.py") in str(custom)
+    assert nodes["pusher"].exec_properties["code_version"] == code_version(
+        "components/versioned_pusher")
     served = nodes["served_model"].exec_properties
-    assert served["code_version"] == code_version("served_model", "versioned_pusher")
+    assert served["code_version"] == code_version("components/served_model",
+                                                  "components/versioned_pusher")
     assert served["serving_state"] == "7@abc"

@@ -196,7 +196,7 @@ def test_component_spec():
     assert set(pusher.outputs) == {"pushed_model"}
     assert pusher.outputs["pushed_model"].type == standard_artifacts.PushedModel
     assert pusher.exec_properties == {"serving_dir": "/srv/models/clf", "keep_versions": 3,
-                                      "code_version": code_version("versioned_pusher")}
+                                      "code_version": code_version("components/versioned_pusher")}
 
 
 def test_component_without_served_blessing_and_bad_keep_versions():

@@ -3,9 +3,9 @@ custom config each Trainer component receives."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 KERAS_APPLICATIONS = ("mobilenet_v2", "efficientnet_b0", "xception", "resnet50")
 Architecture = Literal["dense", "cnn", "mobilenet_v2", "efficientnet_b0", "xception", "resnet50"]
@@ -63,7 +63,8 @@ class PhaseConfig(_Strict):
     """One call to `fit`: how long, how fast, when to stop."""
 
     epochs: int = Field(ge=0, le=10_000)
-    learning_rate: float = Field(gt=0, le=10)
+    learning_rate: float = Field(ge=1e-10, le=10, description="At least 1e-10: smaller "
+                                 "rates are 0 or denormal in float32 and train nothing.")
     early_stopping_patience: int | None = Field(
         default=None, ge=1, description="Stop after this many epochs without eval-loss gain "
         "and restore the best weights; None trains every epoch.")
@@ -75,7 +76,7 @@ class PhaseConfig(_Strict):
 
 
 class FineTuneConfig(PhaseConfig):
-    unfreeze: int | Literal["all"] = Field(
+    unfreeze: Annotated[int, Strict(), Field(ge=0)] | Literal["all"] = Field(
         default="all", description="How many of the top reused layers with weights train in "
         "fine-tuning, counted as reuse_layers counts; their BatchNorm layers stay frozen.")
 

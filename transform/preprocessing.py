@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from transform.features import IMAGE_KEY, LABEL_KEY, TRANSFORMED_IMAGE_KEY
+from transform.image_limits_graph import within_limits
 
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
@@ -24,51 +25,6 @@ def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     return tf.cond(colour == 3, lambda: tf.image.rgb_to_grayscale(image), lambda: image)
 
 
-def _uint(data: tf.Tensor, offset: int, size: int, big_endian: bool) -> tf.Tensor:
-    """The unsigned integer of `size` bytes at `offset` of a scalar string, as int64."""
-    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8),
-                     tf.int64)
-    powers = tf.range(size - 1, -1, -1, dtype=tf.int64) if big_endian else tf.range(
-        size, dtype=tf.int64)
-    return tf.reduce_sum(digits * tf.bitwise.left_shift(tf.constant(1, tf.int64), 8 * powers))
-
-
-def _area(width: tf.Tensor, height: tf.Tensor) -> tf.Tensor:
-    # Each side capped at 2^31 (no format allows more), so the product can't overflow int64.
-    return tf.minimum(width, 2**31) * tf.minimum(height, 2**31)
-
-
-def _bmp_pixels(data: tf.Tensor) -> tf.Tensor:
-    # BITMAPCOREHEADER (12 bytes) has 16-bit sizes; the later headers 32-bit signed ones,
-    # a negative height meaning top-down rows.
-    def signed(value: tf.Tensor) -> tf.Tensor:
-        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
-
-    return tf.cond(_uint(data, 14, 4, big_endian=False) == 12,
-                   lambda: _area(_uint(data, 18, 2, False), _uint(data, 20, 2, False)),
-                   lambda: _area(signed(_uint(data, 18, 4, False)),
-                                 signed(_uint(data, 22, 4, False))))
-
-
-def header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Width x height as an encoded image's header states it, read without decoding (int64;
-    0 for bytes of no known format, which the decoder then rejects)."""
-    data = tf.strings.join([image_bytes, b"\0" * 26])  # every offset read below exists
-    is_jpeg = tf.strings.substr(data, 0, 2) == b"\xff\xd8"
-
-    def jpeg() -> tf.Tensor:
-        shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
-        return shape[0] * shape[1]
-
-    return tf.case([
-        (tf.strings.substr(data, 0, 4) == b"\x89PNG",
-         lambda: _area(_uint(data, 16, 4, True), _uint(data, 20, 4, True))),
-        (tf.strings.substr(data, 0, 4) == b"GIF8",
-         lambda: _area(_uint(data, 6, 2, False), _uint(data, 8, 2, False))),
-        (tf.strings.substr(data, 0, 2) == b"BM", lambda: _bmp_pixels(data)),
-        (is_jpeg, jpeg)], default=lambda: tf.constant(0, tf.int64), exclusive=True)
-
-
 def decode_and_resize(image_bytes: tf.Tensor, config: Mapping[str, Any]) -> tf.Tensor:
     """Decode one encoded image (scalar string) to float32 [height, width, channels].
 
@@ -78,13 +34,12 @@ def decode_and_resize(image_bytes: tf.Tensor, config: Mapping[str, Any]) -> tf.T
     stretched. Pixels are scaled to [0, 1] ('unit') or [-1, 1] ('symmetric').
 
     Raises tf.errors.InvalidArgumentError (when run) on bytes that do not decode, rather
-    than yielding garbage, and on images over `max_pixels` before decoding them.
+    than yielding garbage, and, before decoding, on images over `max_bytes` or whose header
+    states more than `max_pixels` to decode (transform/image_limits.py).
     """
     height, width, channels = config["height"], config["width"], config["channels"]
-    within_limit = tf.debugging.assert_less_equal(
-        header_pixels(image_bytes), tf.constant(config["max_pixels"], tf.int64),
-        message=f"the image has more pixels than image.max_pixels={config['max_pixels']}")
-    with tf.control_dependencies([within_limit]):
+    with tf.control_dependencies([within_limits(image_bytes, config["max_pixels"],
+                                                config["max_bytes"])]):
         image = tf.io.decode_image(image_bytes, channels=0, dtype=tf.float32,
                                    expand_animations=False)
     image = _to_channels(image, channels)

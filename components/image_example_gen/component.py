@@ -11,6 +11,7 @@ from components.image_example_gen.custom_config import ExampleGenOptions, to_cus
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.layout import input_patterns
 from components.image_example_gen.options import DatasetConfig
+from transform.image_limits import ImageLimits
 
 
 def make_input_config(dataset: DatasetConfig) -> example_gen_pb2.Input:
@@ -30,7 +31,8 @@ class ImageExampleGen(component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, dataset: DatasetConfig, label_names: list[str], seed: int):
+    def __init__(self, dataset: DatasetConfig, label_names: list[str], seed: int,
+                 limits: ImageLimits = ImageLimits()):
         unlabelled_folder = dataset.format == "image_folder" and not dataset.labelled
         if len(set(label_names)) != len(label_names) or bool(label_names) == unlabelled_folder:
             raise ValueError(f"label_names must be distinct, and empty only for an unlabelled "
@@ -38,6 +40,7 @@ class ImageExampleGen(component.FileBasedExampleGen):
         super().__init__(
             input_base=dataset.path,
             input_config=make_input_config(dataset),
-            custom_config=to_custom_config(ExampleGenOptions(dataset, list(label_names), seed),
-                                           code_version("image_example_gen")),
+            custom_config=to_custom_config(
+                ExampleGenOptions(dataset, list(label_names), seed, limits),
+                code_version("components/image_example_gen", "transform/image_limits.py")),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor))

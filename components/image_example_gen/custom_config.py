@@ -11,6 +11,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen.options import DatasetConfig
+from transform.image_limits import ImageLimits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,10 +21,12 @@ class ExampleGenOptions:
     dataset: DatasetConfig
     label_names: list[str]  # output label i is label_names[i]
     seed: int
+    limits: ImageLimits = ImageLimits()  # the run's image.max_pixels and image.max_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset.model_dump(mode="json"),
-                "label_names": list(self.label_names), "seed": self.seed}
+                "label_names": list(self.label_names), "seed": self.seed,
+                "limits": dataclasses.asdict(self.limits)}
 
 
 def to_custom_config(options: ExampleGenOptions,
@@ -50,4 +53,6 @@ def from_exec_properties(exec_properties: dict[str, Any]) -> ExampleGenOptions:
     data = json_format.MessageToDict(struct)
     # A Struct stores numbers as doubles; pydantic turns whole floats back into ints.
     return ExampleGenOptions(dataset=DatasetConfig.model_validate(data["dataset"]),
-                             label_names=list(data["label_names"]), seed=int(data["seed"]))
+                             label_names=list(data["label_names"]), seed=int(data["seed"]),
+                             limits=ImageLimits(**{key: int(value) for key, value
+                                                   in data["limits"].items()}))

@@ -12,6 +12,7 @@ from components.image_example_gen.custom_config import ExampleGenOptions
 from components.image_example_gen.errors import DatasetError
 from components.image_example_gen.layout import (require_directory, single_pattern,
                                                  window_patterns)
+from components.image_example_gen.options import class_name_problem
 from components.image_example_gen.records import IMAGE_EXTENSIONS, Item, split_by_hash
 
 
@@ -31,6 +32,10 @@ def list_class_files(input_base: str, pattern: str) -> dict[str, list[str]]:
                      if tf.io.gfile.isdir(path) and not _is_hidden(path))
     if not folders:
         raise DatasetError(f"{folders_glob}: no class folders (expected <class_name>/<images>)")
+    for folder in folders:
+        problem = class_name_problem(os.path.basename(folder))
+        if problem:
+            raise DatasetError(f"{folder}: {problem}; rename the folder")
     files: dict[str, list[str]] = {os.path.basename(folder): [] for folder in folders}
     for path in sorted(tf.io.gfile.glob(os.path.join(input_base, pattern))):
         if not _is_hidden(path):

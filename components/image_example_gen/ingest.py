@@ -18,6 +18,7 @@ from components.image_example_gen.options import UNLABELLED_ID
 from components.image_example_gen.records import Item, Kept, image_problem, make_example
 from components.image_example_gen.sampling import SampleBudget
 from components.image_example_gen.tfrecord import read_tfrecords
+from transform.image_limits import ImageLimits
 
 Source = Callable[[beam.Pipeline, str, dict[str, str], ExampleGenOptions], beam.PCollection]
 SOURCES: dict[str, Source] = {
@@ -26,8 +27,12 @@ _SKIPPED = "skipped"
 _UNSELECTED = "unselected"
 
 
-def _read_file(path: str) -> tuple[bytes, str | None]:
+def _read_file(path: str, limits: ImageLimits) -> tuple[bytes, str | None]:
+    """The file's bytes, or why not: unreadable, or over the byte cap (then never read)."""
     try:
+        too_big = limits.size_problem(tf.io.gfile.stat(path).length)
+        if too_big:
+            return b"", too_big
         with tf.io.gfile.GFile(path, "rb") as file:
             return file.read(), None
     except (OSError, tf.errors.OpError) as error:
@@ -39,8 +44,10 @@ class _SelectAndValidate(beam.DoFn):
     Without `labelled`, each example's label is dropped; Kept.label still stratifies the
     budgets (UNLABELLED_ID for an unlabelled folder's images)."""
 
-    def __init__(self, label_names: list[str], on_bad_image: str, labelled: bool):
+    def __init__(self, label_names: list[str], on_bad_image: str, labelled: bool,
+                 limits: ImageLimits):
         self._labels = {name: label for label, name in enumerate(label_names)}
+        self._limits = limits
         self._fail = on_bad_image == "fail"
         self._labelled = labelled
 
@@ -51,8 +58,9 @@ class _SelectAndValidate(beam.DoFn):
             return
         image, problem = item.image, item.problem
         if problem is None and image is None:
-            image, problem = _read_file(item.path)
-        problem = problem or image_problem(image)
+            image, problem = _read_file(item.path, self._limits)
+        # The header's claims first: Pillow decodes the whole image.
+        problem = problem or self._limits.problem(image) or image_problem(image)
         if problem:
             yield self._bad(item.path, problem)
             return
@@ -119,7 +127,8 @@ def build_splits(pipeline: beam.Pipeline, input_base: str, patterns: dict[str, s
     dataset = options.dataset
     items = SOURCES[dataset.format](pipeline, input_base, patterns, options)
     results = items | "SelectAndValidate" >> beam.ParDo(_SelectAndValidate(
-        options.label_names, dataset.on_bad_image, dataset.labelled)).with_outputs(
+        options.label_names, dataset.on_bad_image, dataset.labelled,
+        options.limits)).with_outputs(
             _SKIPPED, _UNSELECTED, main="kept")
     by_split = results.kept | "BySplit" >> beam.Partition(_split_index, len(SPLITS))
     kept = dict(zip(SPLITS, by_split))

@@ -13,6 +13,7 @@ SPLITS = ("train", "eval", "test")
 IDX_PATTERNS = {"train": "train-*", "eval": "train-*", "test": "t10k-*"}
 _FILES_PATTERN = {"image_folder": "*/*", "tfrecord": "*"}
 _SPAN_DIR = re.compile(r"^span-(\d+)/?$")
+MAX_SPAN = 2**63 - 1
 
 
 def require_directory(path: str) -> None:
@@ -21,11 +22,24 @@ def require_directory(path: str) -> None:
         raise DatasetError(f"dataset path {path} does not exist or is not a directory")
 
 
+def _span_number(root: str, digits: str) -> int:
+    """N of a span-N folder; a folder TFX would misread is an error naming it."""
+    folder = f"{root.rstrip('/')}/span-{digits}"
+    if digits != str(int(digits)):
+        raise DatasetError(f"{folder}: span folders are span-<N> without leading zeros (TFX "
+                           f"rebuilds the folder name from N: span-{int(digits)})")
+    if int(digits) > MAX_SPAN:
+        raise DatasetError(f"{folder}: span numbers go up to {MAX_SPAN} (ML Metadata keeps "
+                           "them as 64-bit integers)")
+    return int(digits)
+
+
 def latest_span(root: str) -> int | None:
     """The largest N of the root's span-N folders, or None when it has none."""
     if not tf.io.gfile.isdir(root):
         return None
-    spans = [int(m.group(1)) for m in map(_SPAN_DIR.match, tf.io.gfile.listdir(root)) if m]
+    spans = [_span_number(root, m.group(1))
+             for m in map(_SPAN_DIR.match, tf.io.gfile.listdir(root)) if m]
     return max(spans, default=None)
 
 

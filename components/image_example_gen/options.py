@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
+                      model_validator)
+
+from components.paths import literal
 
 SPLITS = ("train", "eval", "test")
 UNLABELLED = "(unlabelled)"
 """What counts name the examples of an unlabelled dataset by."""
 UNLABELLED_ID = -1
 """The label of an example without one."""
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would take true as 1
+        raise ValueError(f"expected a whole number, got {str(value).lower()}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""A whole number given as one (also as 40.0, how a Struct carries it), never a boolean."""
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why `name` can't be a class name, or None. Label vocabularies are written one name per
+    line, and names are printed: no line breaks or other control characters."""
+    if not name.strip():
+        return f"class name {name!r} is empty"
+    if not name.isprintable():
+        return (f"class name {name!r} holds a line break or another control character; "
+                "label vocabularies hold one name per line")
+    return None
 
 
 class DatasetConfig(BaseModel):
@@ -30,11 +54,11 @@ class DatasetConfig(BaseModel):
         description="Classes to keep, by name, in output-label order (the first becomes 0). "
         "None keeps every class in its original order.",
     )
-    label_budget: int | None = Field(
+    label_budget: Count | None = Field(
         default=None, gt=0,
         description="At most this many training images, a seeded stratified sample.",
     )
-    eval_label_budget: int | None = Field(
+    eval_label_budget: Count | None = Field(
         default=None, gt=0,
         description="At most this many eval images (what early stopping and the learning-rate "
         "schedule watch), sampled like label_budget. None keeps all of them; test keeps all "
@@ -69,6 +93,20 @@ class DatasetConfig(BaseModel):
         "component's default, checks nothing; pipeline configs default to 10.")
     image_key: str = Field(default="image", description="tfrecord only: the bytes feature.")
     label_key: str = Field(default="label", description="tfrecord only: the int64 feature.")
+
+    @field_validator("path")
+    @classmethod
+    def _literal_path(cls, value: str) -> str:
+        return literal(value)
+
+    @field_validator("class_names", "classes")
+    @classmethod
+    def _printable_names(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
+            problem = class_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return names
 
     @model_validator(mode="after")
     def _classes_are_known_and_unique(self) -> "DatasetConfig":

@@ -58,7 +58,7 @@ class VersionedPusher(base_component.BaseComponent):
             served_blessing=served_blessing,
             serving_dir=serving_dir,
             keep_versions=keep_versions,
-            code_version=code_version("versioned_pusher"),
+            code_version=code_version("components/versioned_pusher"),
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         )
         super().__init__(spec=spec)
