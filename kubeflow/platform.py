@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-from kubeflow.options import KubeflowConfig, Resources, SecretEnv, Toleration
+from pipeline.kubeflow_config import KubeflowConfig, Resources, SecretEnv, Toleration
 
 ContainerSpec = pb.PipelineDeploymentConfig.PipelineContainerSpec
 

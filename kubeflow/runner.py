@@ -15,8 +15,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from kubeflow import caching, oss_compat, platform
-from kubeflow.options import KubeflowConfig, Resources
 from pipeline.config import ConfigError, PipelineConfig
+from pipeline.kubeflow_config import KubeflowConfig, Resources
 
 log = logging.getLogger(__name__)
 

@@ -10,20 +10,7 @@ Vertex AI mounts Cloud Storage at `/gcs/` (Cloud Storage FUSE), so the same path
 
 from __future__ import annotations
 
-# URI scheme -> the launcher's local mount point (objectstore's bucket-to-local-path mapping).
-LAUNCHER_PATHS = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/"}
-SUPPORTED_ROOTS = tuple(LAUNCHER_PATHS)
-
-
-def root_problem(uri: str) -> str | None:
-    """Why the launcher would refuse `uri` as a pipeline root, or None when it's supported."""
-    if not uri.startswith(SUPPORTED_ROOTS):
-        return (f"{uri!r}: Kubeflow Pipelines' launcher moves artifacts only through "
-                f"{', '.join(SUPPORTED_ROOTS)} roots (a bucket, then a path)")
-    bucket = uri.split("://", 1)[1].split("/", 1)[0]
-    if not bucket:
-        return f"{uri!r}: no bucket after the scheme"
-    return None
+from pipeline.kubeflow_config import LAUNCHER_PATHS
 
 
 def local_path(uri: str) -> str | None:

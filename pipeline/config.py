@@ -14,7 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, fie
 
 from components.image_example_gen.options import DatasetConfig
 from components.paths import REMOTE_PREFIXES, expand
-from kubeflow.options import CREDENTIAL_FLAGS, KubeflowConfig
+from pipeline.kubeflow_config import CREDENTIAL_FLAGS, KubeflowConfig
 from trainer.options import KERAS_APPLICATIONS, ModelConfig, PretrainingMethod, TrainingConfig
 from transform.options import ImageConfig
 

@@ -12,7 +12,7 @@ from google.cloud.aiplatform_v1.types.custom_job import CustomJob
 from tfx.extensions.google_cloud_ai_platform import training_clients
 from tfx.types import standard_artifacts
 
-from kubeflow.options import MultiWorkerTraining
+from pipeline.kubeflow_config import MultiWorkerTraining
 from pipeline.config import ConfigError, load_config
 from tests.kubeflow_helpers import EXAMPLE, TRAINERS, parse_args, read_package
 from trainer.module import trainer_config

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubeflow.cron import to_kfp_cron, to_trigger
-from kubeflow.options import KubeflowConfig
+from pipeline.kubeflow_config import KubeflowConfig
 from pipeline.config import ConfigError, load_config
 from tests.kubeflow_helpers import EXAMPLE
 

@@ -1,14 +1,20 @@
-"""The `kubeflow:` section of a config: where and how the pipeline runs on Kubeflow Pipelines."""
+"""The `kubeflow:` section of a config: where and how the pipeline runs on Kubeflow Pipelines.
+
+Here, not in kubeflow/, because the config (pipeline/config.py) holds it: kubeflow/ imports
+pipeline/, never the reverse.
+"""
 
 from __future__ import annotations
 
 import re
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kubeflow.storage import root_problem
+# URI scheme -> the launcher's local mount point (objectstore's bucket-to-local-path mapping;
+# kubeflow/storage.py moves artifacts through them).
+LAUNCHER_PATHS = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/"}
+SUPPORTED_ROOTS = tuple(LAUNCHER_PATHS)
 
 # The Trainers are the components that train networks, so the ones that get GPU nodes.
 TRAINER_IDS = ("pretrain_trainer", "transfer_trainer", "scratch_trainer")
@@ -19,6 +25,18 @@ _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Beam flags that carry secrets: a compiled spec is stored in KFP and readable by all its users.
 CREDENTIAL_FLAGS = ("access_key", "secret", "password", "token", "credential")
+
+
+def root_problem(uri: str) -> str | None:
+    """Why KFP's launcher would refuse `uri` as a pipeline root, or None when it's supported
+    (kubeflow/pipelines `backend/src/v2/component/launcher_v2.go`)."""
+    if not uri.startswith(SUPPORTED_ROOTS):
+        return (f"{uri!r}: Kubeflow Pipelines' launcher moves artifacts only through "
+                f"{', '.join(SUPPORTED_ROOTS)} roots (a bucket, then a path)")
+    bucket = uri.split("://", 1)[1].split("/", 1)[0]
+    if not bucket:
+        return f"{uri!r}: no bucket after the scheme"
+    return None
 
 
 class _Strict(BaseModel):
