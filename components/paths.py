@@ -19,8 +19,8 @@ def expand(path: str) -> str:
     if path.startswith(REMOTE_PREFIXES):
         return path
     path = path.removeprefix("file://")
-    unset = sorted({name.strip("{}") for name in _VARIABLE.findall(path)
-                    if name.strip("{}") not in os.environ})
+    names = {name.strip("{}") for name in _VARIABLE.findall(path)}
+    unset = sorted(name for name in names if name not in os.environ)
     if unset:
         raise ValueError(f"{path}: environment variable(s) {', '.join(unset)} not set")
     return os.path.expanduser(os.path.expandvars(path))

@@ -13,7 +13,7 @@ from transform.image_limits import ImageLimits
 
 RAW_SIGNATURE = "serving_raw"
 BATCH = 32  # images classified together; their bytes stay under the byte cap as well
-Read = tuple[str, "bytes | str"]  # a file, and its bytes or why it is refused
+Read = tuple[str, bytes | str]  # a file, and its bytes or why it is refused
 
 
 def resolve_model_dir(path: str) -> str:

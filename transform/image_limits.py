@@ -90,14 +90,15 @@ def _jpeg_cost(data: bytes) -> int:
 
 def decode_cost(data: bytes, limit: int) -> int:
     """Pixels decoding `data` allocates, from its header; counting may stop once over `limit`."""
-    padded = data + b"\0" * PAD
-    if padded.startswith(PNG):
-        return _area(_uint(padded, 16, 4, True), _uint(padded, 20, 4, True))
-    if padded.startswith(GIF):
-        return _gif_cost(padded, limit)
-    if padded.startswith(BMP):
-        return _bmp_cost(padded)
-    if padded.startswith(JPEG):
+    # PNG and BMP sizes sit in the first PAD bytes: only a GIF's walk copies the whole image.
+    header = data[:PAD] + b"\0" * PAD
+    if header.startswith(PNG):
+        return _area(_uint(header, 16, 4, True), _uint(header, 20, 4, True))
+    if header.startswith(GIF):
+        return _gif_cost(data + b"\0" * PAD, limit)
+    if header.startswith(BMP):
+        return _bmp_cost(header)
+    if header.startswith(JPEG):
         return _jpeg_cost(data)
     return 0
 

@@ -8,8 +8,7 @@ import tensorflow as tf
 from transform.image_limits import BMP, GIF, JPEG, PAD, PNG, SIDE
 
 
-def _uint(data: tf.Tensor, offset: tf.Tensor | int, size: int,
-                 big_endian: bool) -> tf.Tensor:
+def _uint(data: tf.Tensor, offset: tf.Tensor | int, size: int, big_endian: bool) -> tf.Tensor:
     """The unsigned integer of `size` bytes at `offset` of a 1-D uint8 tensor, as int64."""
     digits = tf.cast(data[offset:offset + size], tf.int64)
     powers = tf.range(size - 1, -1, -1, dtype=tf.int64) if big_endian else tf.range(
@@ -43,8 +42,7 @@ def _gif_cost(data: tf.Tensor, limit: int) -> tf.Tensor:
         byte = _byte(data, position)
         introducer_frame = tf.logical_and(tf.logical_not(in_blocks), tf.equal(byte, 0x2C))
         introducer_extension = tf.logical_and(tf.logical_not(in_blocks), tf.equal(byte, 0x21))
-        frame = _area(_uint(data, position + 5, 2, False),
-                             _uint(data, position + 7, 2, False))
+        frame = _area(_uint(data, position + 5, 2, False), _uint(data, position + 7, 2, False))
         frame_header = 10 + _colour_table(_byte(data, position + 9)) + 1
         next_position = tf.case([
             (in_blocks, lambda: position + byte + 1),
@@ -62,11 +60,16 @@ def _gif_cost(data: tf.Tensor, limit: int) -> tf.Tensor:
     return tf.maximum(screen, frames)
 
 
+def _padded(image_bytes: tf.Tensor) -> tf.Tensor:
+    """The bytes as uint8 (int64 would take 8 bytes a byte), PAD zero bytes after them."""
+    return tf.io.decode_raw(tf.strings.join([image_bytes, b"\0" * PAD]), tf.uint8)
+
+
 def decode_cost_tensor(image_bytes: tf.Tensor, limit: int) -> tf.Tensor:
     """decode_cost of a scalar string tensor, as int64."""
-    # uint8, one copy of the bytes: int64 would take 8 bytes per byte of the image.
-    data = tf.io.decode_raw(tf.strings.join([image_bytes, b"\0" * PAD]), tf.uint8)
     head = tf.strings.substr(image_bytes, 0, 4)
+    # PNG and BMP sizes sit in the first PAD bytes: only a GIF's walk copies the whole image.
+    header = _padded(tf.strings.substr(image_bytes, 0, PAD))
 
     def jpeg() -> tf.Tensor:
         shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
@@ -75,24 +78,23 @@ def decode_cost_tensor(image_bytes: tf.Tensor, limit: int) -> tf.Tensor:
     def bmp() -> tf.Tensor:
         def signed(value: tf.Tensor) -> tf.Tensor:
             return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
-        return tf.cond(_uint(data, 14, 4, False) == 12,
-                       lambda: _area(_uint(data, 18, 2, False),
-                                            _uint(data, 20, 2, False)),
-                       lambda: _area(signed(_uint(data, 18, 4, False)),
-                                            signed(_uint(data, 22, 4, False))))
+        return tf.cond(_uint(header, 14, 4, False) == 12,
+                       lambda: _area(_uint(header, 18, 2, False), _uint(header, 20, 2, False)),
+                       lambda: _area(signed(_uint(header, 18, 4, False)),
+                                     signed(_uint(header, 22, 4, False))))
 
     return tf.case([
-        (tf.equal(head, PNG), lambda: _area(_uint(data, 16, 4, True),
-                                                   _uint(data, 20, 4, True))),
-        (tf.equal(head, GIF), lambda: _gif_cost(data, limit)),
+        (tf.equal(head, PNG), lambda: _area(_uint(header, 16, 4, True),
+                                            _uint(header, 20, 4, True))),
+        (tf.equal(head, GIF), lambda: _gif_cost(_padded(image_bytes), limit)),
         (tf.equal(tf.strings.substr(head, 0, 2), BMP), bmp),
         (tf.equal(tf.strings.substr(head, 0, 2), JPEG), jpeg)],
         default=lambda: tf.constant(0, tf.int64), exclusive=True)
 
 
 def within_limits(image_bytes: tf.Tensor, max_pixels: int, max_bytes: int) -> tf.Operation:
-    """An op that fails with InvalidArgumentError, naming the key, when limit_problem would
-    refuse the image; run it before decoding."""
+    """An op that fails with InvalidArgumentError, naming the key, when ImageLimits.problem
+    would refuse the image; run it before decoding."""
     size = tf.cast(tf.strings.length(image_bytes), tf.int64)
     small_enough = tf.debugging.assert_less_equal(
         size, tf.constant(max_bytes, tf.int64),
