@@ -1,6 +1,7 @@
-# The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests.
+# The two commands: `make demo` runs the embedded Fashion-MNIST A→B pipeline, `make test` the tests;
+# `make elpv` runs ImageNet → ELPV on real images.
 # Each sets up everything it needs first (scripts/setup is idempotent).
-.PHONY: setup demo test durations image harness-image report-screenshot
+.PHONY: setup demo elpv test durations image harness-image report-screenshot
 
 IMAGE ?= tfx-transfer:latest
 # The image the tests run the pipeline's tasks in (tests/kfp_backend/pods.py: IMAGE).
@@ -11,6 +12,11 @@ setup:
 
 demo: setup
 	.venv/bin/tfx-transfer run --config configs/fashion_mnist_ab.yaml
+
+# Real transfer: an ImageNet MobileNetV1 fine-tuned on 500 labelled ELPV solar cells
+# (configs/elpv_imagenet.yaml; setup installs the weights and images).
+elpv: setup
+	.venv/bin/tfx-transfer run --config configs/elpv_imagenet.yaml
 
 test: setup harness-image
 	.venv/bin/python -m pytest

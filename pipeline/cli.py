@@ -184,6 +184,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_weights_import(args: argparse.Namespace) -> int:
+    from trainer.weights_import import import_weights
+
+    try:
+        summary = import_weights(args.architecture, args.source, args.output, args.include_top)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{summary.output}: {summary.architecture} weights"
+          f"{' with the ImageNet classifier' if args.include_top else ''}, "
+          f"{summary.converted} tensors converted from {args.source} in {summary.seconds:.1f} s "
+          f"(numeric check: max abs difference {summary.max_difference:.2g}; "
+          f"{len(summary.left_out)} source tensors left out)")
+    return 0
+
+
+def _add_weights_command(commands: argparse._SubParsersAction) -> None:
+    from trainer.options import IMPORTABLE_WEIGHTS
+
+    weights = commands.add_parser("weights", help="Pretrained weights for model.weights.")
+    actions = weights.add_subparsers(dest="action", required=True, metavar="ACTION")
+    import_ = actions.add_parser(
+        "import", help="Convert ImageNet weights of another framework (a TF1 frozen graph or "
+        "checkpoint, a PyTorch state dict) into a Keras .h5 weights file.")
+    import_.add_argument("--architecture", required=True, choices=IMPORTABLE_WEIGHTS)
+    import_.add_argument("--source", required=True,
+                         help="mobilenet_v1: a TF-slim frozen graph (.pb) or checkpoint prefix; "
+                         "efficientnet_lite0: a PyTorch state dict (.pth).")
+    import_.add_argument("--output", required=True, help="The .h5 weights file to write.")
+    import_.add_argument("--include-top", action="store_true",
+                         help="Keep the 1000-class ImageNet classifier (default: the base only, "
+                         "what model.weights loads).")
+    import_.set_defaults(handler=cmd_weights_import)
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", default=DEFAULT_CONFIG,
                         help="YAML run config (default: the embedded Fashion-MNIST A→B).")
@@ -225,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=cmd_predict)
 
     _add_study_command(commands)
+    _add_weights_command(commands)
 
     validate = commands.add_parser("validate-config",
                                    help="Check a config and its datasets without running.")

@@ -159,6 +159,14 @@ class PipelineConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _quarter_turns_fit(self) -> "PipelineConfig":
+        if self.training.augmentation.quarter_turns and self.image.height != self.image.width:
+            raise ValueError(f"training.augmentation.quarter_turns: a quarter turn swaps "
+                             f"height and width, which needs square images; image is "
+                             f"{self.image.height}x{self.image.width}")
+        return self
+
+    @model_validator(mode="after")
     def _pretraining_fits(self) -> "PipelineConfig":
         method, data = self.pretraining.method, self.pretraining.data
         if self.model.weights is not None and (method, data) != ("supervised", "source"):
@@ -323,8 +331,10 @@ def _check_dataset(key: str, dataset: DatasetConfig) -> None:
         if problem:
             raise ConfigError(f"{key}.max_class_imbalance: {dataset.path}: {problem}")
     available = sum(selected.values())
-    shares = {"train": 1 - dataset.eval_fraction - (
-        0 if dataset.format == "idx" else dataset.test_fraction), "eval": dataset.eval_fraction}
+    # IDX and csv counts leave their test split out already.
+    has_test = dataset.format in ("idx", "csv")
+    shares = {"train": 1 - dataset.eval_fraction - (0 if has_test else dataset.test_fraction),
+              "eval": dataset.eval_fraction}
     for split, budget_key in (("train", "label_budget"), ("eval", "eval_label_budget")):
         budget = getattr(dataset, budget_key)
         if budget is not None and budget > available * shares[split]:

@@ -489,7 +489,10 @@ def test_component_patterns_and_custom_config(tmp_path):
     image_files.write_image_folder(tmp_path / "flat", {"a": 1})
     cases = [(DatasetConfig(format="idx", path=str(tmp_path)), ["train-*", "train-*", "t10k-*"]),
              (DatasetConfig(format="image_folder", path=str(tmp_path / "flat")), ["*/*"] * 3),
-             (DatasetConfig(format="tfrecord", path=str(tmp_path / "none")), ["*"] * 3)]
+             (DatasetConfig(format="tfrecord", path=str(tmp_path / "none")), ["*"] * 3),
+             (DatasetConfig(format="csv", path=str(tmp_path), manifest="cells.csv",
+                            label_column="p", threshold=0.5, class_names=["a", "b"],
+                            split_seed=7), ["cells.csv"] * 3)]
     for dataset, patterns in cases:
         gen = ImageExampleGen(dataset, ["a"], seed=3)
         assert patterns_of(gen) == patterns

@@ -8,6 +8,7 @@ import tf_keras as keras
 from trainer.architectures import (application_base, assemble, base_layers, build_augmentation,
                                    build_head, cnn_base, count_reused, dense_base,
                                    reusable_layers)
+from trainer.base_model_file import load_keras_model, save_keras_model
 from trainer.devices import make_deterministic
 from trainer.image_inputs import Splits
 from trainer.module import classifier, reused_base
@@ -81,6 +82,20 @@ def test_augmentation_acts_in_training_only():
     images = tf.random.uniform([4, 28, 28, 1], seed=2)
     np.testing.assert_array_equal(augmented(images, training=False), plain(images))
     assert not np.allclose(augmentation(images, training=True), images)
+
+
+def test_quarter_turns_turn_each_image_by_whole_quarters_in_training_only(tmp_path):
+    augmentation = build_augmentation(AugmentationConfig(quarter_turns=True), seed=1)
+    images = np.random.default_rng(0).random((64, 5, 5, 1), dtype=np.float32)
+    turned = augmentation(images, training=True).numpy()
+    turns = [next(k for k in range(4) if np.array_equal(out, np.rot90(image, k)))
+             for image, out in zip(images, turned)]  # StopIteration: not a quarter turn
+    assert set(turns) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(augmentation(images, training=False), images)
+    path = str(tmp_path / "model.h5")  # how the pretrain Trainer hands its model on
+    save_keras_model(keras.Sequential([keras.Input((5, 5, 1)), augmentation]), path)
+    assert "random_quarter_turn" in [layer.name for layer in
+                                     load_keras_model(path).layers[0].layers]
 
 
 @pytest.mark.parametrize("architecture, shape", [("xception", (64, 64, 3)),

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from typing import Callable
 
+import tensorflow as tf
 import tf_keras as keras
 
+from trainer.efficientnet_lite import efficientnet_lite0
 from trainer.options import AugmentationConfig, ModelConfig
 from transform.features import TRANSFORMED_IMAGE_KEY
 
 ImageShape = tuple[int, int, int]
 
 _APPLICATIONS: dict[str, Callable[..., keras.Model]] = {
+    "mobilenet_v1": keras.applications.MobileNet,
     "mobilenet_v2": keras.applications.MobileNetV2,
     "efficientnet_b0": keras.applications.EfficientNetB0,
+    "efficientnet_lite0": efficientnet_lite0,
     "xception": keras.applications.Xception,
     "resnet50": keras.applications.ResNet50,
 }
-MIN_APPLICATION_SIZE = {"mobilenet_v2": 32, "efficientnet_b0": 32, "xception": 71, "resnet50": 32}
+MIN_APPLICATION_SIZE = {"mobilenet_v1": 32, "mobilenet_v2": 32, "efficientnet_b0": 32,
+                        "efficientnet_lite0": 32, "xception": 71, "resnet50": 32}
 """Smallest height and width each Keras application accepts; all of them need 3 channels."""
 
 
@@ -147,13 +152,35 @@ def build_head(feature_shape: tuple[int, ...], n_classes: int, dropout: float) -
     return keras.Model(inputs, outputs, name="head")
 
 
+class RandomQuarterTurn(keras.layers.Layer):
+    """Turns each image of a batch by a random number of quarter turns; in training only.
+    Square images only: a quarter turn swaps height and width."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+
+    def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not training:
+            return images
+        turns = tf.random.uniform([tf.shape(images)[0]], 0, 4, dtype=tf.int32, seed=self.seed)
+        return tf.map_fn(lambda item: tf.image.rot90(item[0], item[1]), (images, turns),
+                         fn_output_signature=images.dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
 def build_augmentation(config: AugmentationConfig, seed: int) -> keras.Model | None:
-    """Random flips, rotations, zooms and shifts; None when all are off. Training only."""
+    """Random flips, quarter turns, rotations, zooms and shifts; None when all are off.
+    Training only."""
     if not config.enabled:
         return None
     layers: list[keras.layers.Layer] = []
     if config.flip != "none":
         layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+    if config.quarter_turns:
+        layers.append(RandomQuarterTurn(seed=seed + 4, name="random_quarter_turn"))
     if config.rotation > 0:
         layers.append(keras.layers.RandomRotation(config.rotation, seed=seed + 1))
     if config.zoom > 0:

@@ -18,6 +18,8 @@ import tempfile
 import tensorflow as tf
 import tf_keras as keras
 
+from trainer.architectures import RandomQuarterTurn
+
 KERAS_MODEL_PATH = os.path.join("keras", "model.h5")
 """Relative to the Model artifact's URI."""
 
@@ -45,4 +47,6 @@ def load_keras_model(path: str) -> keras.Model:
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, "model.h5")
         tf.io.gfile.copy(path, local)
-        return keras.models.load_model(local, compile=False)
+        # The project's own layers, by the name legacy H5 configs give them.
+        return keras.models.load_model(local, compile=False,
+                                       custom_objects={"RandomQuarterTurn": RandomQuarterTurn})

@@ -7,8 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-KERAS_APPLICATIONS = ("mobilenet_v2", "efficientnet_b0", "xception", "resnet50")
-Architecture = Literal["dense", "cnn", "mobilenet_v2", "efficientnet_b0", "xception", "resnet50"]
+# Applications: their imagenet weights are Keras' own downloads, except efficientnet_lite0's,
+# which `tfx-transfer weights import` converts to a local file.
+KERAS_APPLICATIONS = ("mobilenet_v1", "mobilenet_v2", "efficientnet_b0", "efficientnet_lite0",
+                      "xception", "resnet50")
+NO_KERAS_IMAGENET_WEIGHTS = ("efficientnet_lite0",)
+# What `tfx-transfer weights import` converts ImageNet weights for (trainer/weights_import/).
+IMPORTABLE_WEIGHTS = ("mobilenet_v1", "efficientnet_lite0")
+Architecture = Literal["dense", "cnn", "mobilenet_v1", "mobilenet_v2", "efficientnet_b0",
+                       "efficientnet_lite0", "xception", "resnet50"]
 Role = Literal["pretrain", "transfer", "scratch"]
 # What the pretrain Trainer learns from: the source's labels, or the images alone
 # (trainer/pretext.py): reconstructing them, or telling by how much each was turned.
@@ -32,8 +39,10 @@ class ModelConfig(_Strict):
     architecture: Architecture = "cnn"
     weights: str | None = Field(
         default=None,
-        description="Keras applications only: a local .h5 / .weights.h5 file, or 'imagenet' "
-        "(downloads). Set, the transfer Trainer starts from it instead of the pretrain Trainer.")
+        description="Applications only: a local .h5 / .weights.h5 file, or 'imagenet', which "
+        "downloads Keras' own weights (mobilenet_v1 has them; efficientnet_lite0 does not: "
+        "convert its ImageNet weights with `tfx-transfer weights import`). Set, the transfer "
+        "Trainer starts from it instead of the pretrain Trainer.")
     reuse_layers: int | Literal["all"] = Field(
         default="all", description="How many of the pretrained base's layers with weights to "
         "reuse, from the bottom, a BatchNorm layer counted with the layer it normalises (the "
@@ -47,6 +56,10 @@ class ModelConfig(_Strict):
         if self.weights is not None and self.architecture not in KERAS_APPLICATIONS:
             raise ValueError(f"weights: only Keras applications {list(KERAS_APPLICATIONS)} "
                              f"load weights; architecture is {self.architecture!r}")
+        if self.weights == "imagenet" and self.architecture in NO_KERAS_IMAGENET_WEIGHTS:
+            raise ValueError(f"weights: Keras has no imagenet weights for {self.architecture}; "
+                             "convert them with `tfx-transfer weights import --architecture "
+                             f"{self.architecture}` and give the file")
         if self.alpha != 1.0 and self.architecture != "mobilenet_v2":
             raise ValueError(f"alpha: only mobilenet_v2 has a width multiplier; "
                              f"architecture is {self.architecture!r}")
@@ -89,11 +102,15 @@ class AugmentationConfig(_Strict):
     zoom: float = Field(default=0.0, ge=0, lt=1)
     translation: float = Field(default=0.0, ge=0, lt=1, description="Shift by up to this "
                                "fraction of the height and of the width.")
+    quarter_turns: bool = Field(
+        default=False, description="Turn each image by 0, 1, 2 or 3 quarter turns at random "
+        "(square images): with both flips, all 8 symmetries of a square, for images with no "
+        "up or down such as solar cells or micrographs.")
 
     @property
     def enabled(self) -> bool:
         return (self.flip != "none" or self.rotation > 0 or self.zoom > 0
-                or self.translation > 0)
+                or self.translation > 0 or self.quarter_turns)
 
 
 class TrainingConfig(_Strict):
@@ -108,7 +125,8 @@ class TrainingConfig(_Strict):
         "frozen learning rate with the fine-tune patience after a warm-up of "
         "SCRATCH_WARMUP_EPOCHS, so the baseline is never starved.")
     cache_frozen_features: bool = Field(
-        default=True, description="Train the frozen phase's head on features computed once.")
+        default=True, description="Train the frozen phase's head on base outputs computed "
+        "once, of the images as they are: augmentation, if any, starts with fine-tuning.")
     augmentation: AugmentationConfig = AugmentationConfig()
     mixed_precision: bool = Field(default=False, description="mixed_float16 when a GPU is used.")
     deterministic: bool | None = Field(

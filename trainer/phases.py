@@ -105,10 +105,11 @@ def unfreeze_top(base: keras.Model, n_reused: int, unfreeze: int | str) -> None:
 
 
 def can_cache(base: keras.Model, n_reused: int, training: TrainingConfig) -> bool:
-    """Caching needs a base that is wholly frozen and nothing random in front of it or in it
-    (EfficientNet's stochastic depth is Dropout inside the base, active while training)."""
-    return (training.cache_frozen_features and not training.augmentation.enabled
-            and n_reused == len(reusable_layers(base))
+    """Caching needs a base that is wholly frozen and nothing random in it (EfficientNet's
+    stochastic depth is Dropout inside the base, active while training). Augmentation in
+    front of it is left out: the head learns from the images as they are, and augmentation
+    starts when fine-tuning teaches the base."""
+    return (training.cache_frozen_features and n_reused == len(reusable_layers(base))
             and not any(isinstance(layer, keras.layers.Dropout) for layer in base.layers))
 
 

@@ -1,4 +1,5 @@
-"""ImageExampleGen: IDX files, image folders or TFRecords into train / eval / test tf.Examples.
+"""ImageExampleGen: IDX files, image folders, TFRecords or CSV manifests into train / eval /
+test tf.Examples.
 
 The public names load on first use, so reading `options` (config parsing) doesn't import TFX.
 """

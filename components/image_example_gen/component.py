@@ -1,4 +1,5 @@
-"""ImageExampleGen: a FileBasedExampleGen for IDX files, image folders and TFRecords."""
+"""ImageExampleGen: a FileBasedExampleGen for IDX files, image folders, TFRecords and CSV
+manifests."""
 
 from __future__ import annotations
 

@@ -131,7 +131,8 @@ def _check_not_empty(options: ExampleGenOptions, class_counts: ClassCounts) -> N
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Reads IDX files, image folders or TFRecords into train / eval / test tf.Examples."""
+    """Reads IDX files, image folders, TFRecords or CSV manifests into train / eval / test
+    tf.Examples."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         # Required by the base class, unused: GenerateExamplesByBeam reads all splits at once.

@@ -10,6 +10,7 @@ import apache_beam as beam
 import tensorflow as tf
 
 from components.image_example_gen.custom_config import ExampleGenOptions
+from components.image_example_gen.csv_manifest import read_csv
 from components.image_example_gen.errors import BadImageError
 from components.image_example_gen.idx import read_idx
 from components.image_example_gen.image_folder import read_image_folder
@@ -22,7 +23,8 @@ from transform.image_limits import ImageLimits
 
 Source = Callable[[beam.Pipeline, str, dict[str, str], ExampleGenOptions], beam.PCollection]
 SOURCES: dict[str, Source] = {
-    "idx": read_idx, "image_folder": read_image_folder, "tfrecord": read_tfrecords}
+    "idx": read_idx, "image_folder": read_image_folder, "tfrecord": read_tfrecords,
+    "csv": read_csv}
 _SKIPPED = "skipped"
 _UNSELECTED = "unselected"
 

@@ -47,10 +47,11 @@ def input_patterns(dataset: DatasetConfig) -> dict[str, str]:
     """Split name -> file pattern relative to dataset.path, as the FileBasedDriver expects."""
     if dataset.format == "idx":
         return dict(IDX_PATTERNS)
-    # An unlabelled image folder holds its images directly.
+    # An unlabelled image folder holds its images directly. A csv's pattern is its manifest
+    # alone, so the input fingerprint is the manifest's size and mtime, not its images'.
     files = "*" if dataset.format == "image_folder" and not dataset.labelled else (
-        _FILES_PATTERN[dataset.format])
-    # All three splits read the same files; the executor splits them by hash.
+        dataset.manifest if dataset.format == "csv" else _FILES_PATTERN[dataset.format])
+    # All three splits read the same files; the executor splits them (by hash or manifest).
     pattern = files if latest_span(dataset.path) is None else f"span-{{SPAN}}/{files}"
     return {split: pattern for split in SPLITS}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
                       model_validator)
 
-from components.paths import literal
+from components.paths import GLOB_CHARACTERS, literal
 
 SPLITS = ("train", "eval", "test")
 UNLABELLED = "(unlabelled)"
@@ -42,12 +42,15 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["idx", "image_folder", "tfrecord"]
-    path: str = Field(description="Directory holding the data (local, gs:// or s3://).")
+    format: Literal["idx", "image_folder", "tfrecord", "csv"]
+    path: str = Field(description="Directory holding the data (local, gs:// or s3://); for "
+                      "csv the folder of the manifest, which image paths are relative to.")
     class_names: list[str] | None = Field(
         default=None,
         description="Names of the dataset's original integer labels 0..K-1 (idx, tfrecord). "
-        "Image folders take their class names from the folder names.",
+        "Image folders take their class names from the folder names. csv: with a threshold, "
+        "the names of below (0) and at-or-above (1); with a class column, its values in label "
+        "order (every value must be one; None: the distinct values, sorted as text).",
     )
     classes: list[str] | None = Field(
         default=None,
@@ -69,7 +72,7 @@ class DatasetConfig(BaseModel):
     test_fraction: float = Field(
         default=0.1, gt=0, lt=1,
         description="Share held out for test where the dataset has no test files of its own "
-        "(image folders, tfrecords).",
+        "(image folders, tfrecords; csv of every class, see split_seed).",
     )
     labelled: bool = Field(
         default=True, description="False: the examples carry no label (label -1, empty "
@@ -93,6 +96,24 @@ class DatasetConfig(BaseModel):
         "component's default, checks nothing; pipeline configs default to 10.")
     image_key: str = Field(default="image", description="tfrecord only: the bytes feature.")
     label_key: str = Field(default="label", description="tfrecord only: the int64 feature.")
+    manifest: str = Field(
+        default="labels.csv", description="csv only: the manifest's file name in `path` (in "
+        "span-<N>/ when there are span folders). A header row names the columns; the rest "
+        "is read whole before ingesting (thousands of rows, not millions). Its size and "
+        "mtime are the input fingerprint: edit or touch it to re-ingest changed images.")
+    path_column: str = Field(
+        default="path", description="csv only: the column of image paths, relative to the "
+        "manifest's folder and inside it.")
+    label_column: str | None = Field(
+        default=None, description="csv only, required: the column the label comes from, its "
+        "values as classes or, with threshold, as numbers.")
+    threshold: float | None = Field(
+        default=None, allow_inf_nan=False, description="csv only: a value >= threshold is "
+        "class_names[1], below it class_names[0]; None: the column's values are the classes.")
+    split_seed: Count = Field(
+        default=0, ge=0, description="csv only: the seed of the stratified split. The test "
+        "split takes test_fraction of every class, eval then eval_fraction of every class's "
+        "rest, both by this seed alone: every run, seed and label budget sees the same split.")
 
     @field_validator("path")
     @classmethod
@@ -123,7 +144,8 @@ class DatasetConfig(BaseModel):
                         f"classes: {unknown} are not in class_names {self.class_names}")
         if self.class_names is not None and len(set(self.class_names)) != len(self.class_names):
             raise ValueError("class_names: names must be unique")
-        if self.format != "image_folder" and self.class_names is None and self.classes:
+        if self.format not in ("image_folder", "csv") and self.class_names is None and (
+                self.classes):
             raise ValueError(f"classes: selecting by name needs class_names for format "
                              f"{self.format!r}")
         if self.beyond_label_budget and (self.label_budget is None
@@ -135,4 +157,26 @@ class DatasetConfig(BaseModel):
                              "select")
         if self.eval_fraction + self.test_fraction >= 1:
             raise ValueError("eval_fraction + test_fraction must leave data for training")
+        return self
+
+    @model_validator(mode="after")
+    def _csv_label_rule(self) -> "DatasetConfig":
+        if self.format != "csv":
+            if self.label_column is not None or self.threshold is not None:
+                raise ValueError("label_column, threshold: only format csv has columns")
+            return self
+        if self.label_column is None:
+            raise ValueError("label_column: format csv needs the column its labels come from")
+        if self.label_column == self.path_column:
+            raise ValueError(f"label_column: {self.label_column!r} is also the path_column")
+        if self.threshold is not None and len(self.class_names or []) != 2:
+            raise ValueError(f"class_names: a threshold on {self.label_column!r} makes 2 "
+                             "classes; name them, below the threshold first, e.g. "
+                             "[functional, defective]")
+        if self.spans > 1:
+            raise ValueError("spans: format csv reads one manifest, the newest span's; list "
+                             "every image of the window in it")
+        if "/" in self.manifest or any(c in GLOB_CHARACTERS for c in self.manifest):
+            raise ValueError(f"manifest: {self.manifest!r} must be a plain file name in path, "
+                             f"without / or any of {GLOB_CHARACTERS}")
         return self

@@ -6,6 +6,7 @@ import collections
 import dataclasses
 
 from components.image_example_gen import idx
+from components.image_example_gen.csv_manifest import read_manifest, split_rows
 from components.image_example_gen.errors import DatasetError
 from components.image_example_gen.image_folder import (check_class_folders, count_images,
                                                        list_class_files, list_unlabelled_files)
@@ -19,8 +20,8 @@ class DatasetSummary:
     """What a dataset holds, read from headers and directory listings only."""
 
     class_names: list[str]  # in the dataset's order: original label i is class_names[i]
-    # Training-source examples per class (an unlabelled folder's under UNLABELLED); None if
-    # unknown.
+    # Training-source examples per class (an unlabelled folder's under UNLABELLED; a csv's
+    # train and eval rows); None if unknown.
     counts: dict[str, int] | None
 
 
@@ -56,8 +57,18 @@ def _describe_tfrecord(dataset: DatasetConfig) -> DatasetSummary:
     return DatasetSummary(list(dataset.class_names), None)
 
 
+def _describe_csv(dataset: DatasetConfig) -> DatasetSummary:
+    manifest = read_manifest(dataset.path, latest_span_patterns(dataset)["train"], dataset)
+    splits = split_rows(manifest, dataset)
+    # Train and eval rows, as for IDX files: the test split is fixed, whatever the budgets.
+    counts = collections.Counter(row.class_name for row in manifest.rows
+                                 if splits[row.path] != "test")
+    return DatasetSummary(manifest.class_names,
+                          {name: counts[name] for name in manifest.class_names})
+
+
 _DESCRIBERS = {"idx": _describe_idx, "image_folder": _describe_image_folder,
-               "tfrecord": _describe_tfrecord}
+               "tfrecord": _describe_tfrecord, "csv": _describe_csv}
 
 
 def describe_dataset(dataset: DatasetConfig) -> DatasetSummary:
