@@ -130,7 +130,8 @@ def test_mobilenet_v2_loads_local_weights_freezes_and_fine_tunes(tmp_path):
     frozen_phase(model, base, head, n_reused, splits, config.training, str(tmp_path), seed=3)
     assert all(np.array_equal(w.numpy(), start[w.name]) for w in base.weights)
 
-    fine_tune_phase(model, base, n_reused, splits, config.training, str(tmp_path))
+    fine_tune_phase(model, base, head, n_reused, splits, config.training, str(tmp_path),
+                    config.seed)
     top = {w.name for unit in reusable_layers(base)[-10:] for layer in unit
            if not isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights}
     changed = {w.name for w in base.weights if not np.array_equal(w.numpy(), start[w.name])}

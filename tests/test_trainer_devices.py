@@ -81,7 +81,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
         "fine_tune": {"epochs": 1, "learning_rate": 1e-2, "unfreeze": 1}})
     start = [w.numpy() for w in model.weights]
     frozen_phase(model, base, head, 3, splits, training, os.environ["RUN_DIR"], 0)
-    fine_tune_phase(model, base, 3, splits, training, os.environ["RUN_DIR"])
+    fine_tune_phase(model, base, head, 3, splits, training, os.environ["RUN_DIR"], 0)
     changed = [w.name for w, s in zip(model.weights, start) if not np.array_equal(w.numpy(), s)]
     print(json.dumps({"strategy": type(strategy).__name__,
                       "replicas": strategy.num_replicas_in_sync,

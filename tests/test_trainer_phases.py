@@ -10,12 +10,13 @@ import pytest
 import tensorflow_transform as tft
 
 from tests.trainer_fixtures import fn_args, pretrained_cnn, task_b, trainer_config
-from trainer.architectures import base_layers
+from trainer.architectures import application_base, base_layers
 from trainer.base_model_file import keras_model_path, load_keras_model
 from trainer.devices import make_deterministic
 from trainer.image_inputs import Splits, training_splits
 from trainer.module import classifier, reused_base
-from trainer.phases import fine_tune_phase, frozen_phase
+from trainer.options import AugmentationConfig, TrainingConfig
+from trainer.phases import fine_tune_phase, frozen_bottom, frozen_phase
 
 
 def setup(tmp_path, model: dict | None = None, **training):
@@ -60,7 +61,8 @@ def test_fine_tune_trains_the_top_layers_only_and_keeps_batchnorm_statistics(tmp
     frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
                  config.seed)
     before = weights_by_name(base)
-    fine_tune_phase(model, base, n_reused, splits, config.training, args.model_run_dir)
+    fine_tune_phase(model, base, head, n_reused, splits, config.training,
+                    args.model_run_dir, config.seed)
     # unfreeze=1: the top layer with weights, conv3; its BatchNorm layer bn3 stays frozen.
     assert changed(before, weights_by_name(base)) == {"conv3/kernel:0"}
     assert [layer.name for layer in base_layers(base) if layer.trainable and layer.weights] == [
@@ -73,7 +75,8 @@ def test_unfreeze_counts_layers_with_weights(tmp_path):
     frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
                  config.seed)
     before = weights_by_name(base)
-    fine_tune_phase(model, base, n_reused, splits, config.training, args.model_run_dir)
+    fine_tune_phase(model, base, head, n_reused, splits, config.training,
+                    args.model_run_dir, config.seed)
     assert changed(before, weights_by_name(base)) == {"conv2/kernel:0", "conv3/kernel:0"}
 
 
@@ -115,6 +118,41 @@ def test_cached_frozen_phase_matches_uncached(tmp_path, caplog):
     assert f"{n_examples * (128 * 4 + 8)} bytes" in caplog.text
     assert accuracies[True] > 0.8
     assert accuracies[True] == pytest.approx(accuracies[False], abs=0.05)
+
+
+def test_fine_tuning_the_top_trains_on_the_frozen_bottom_computed_once(tmp_path, caplog):
+    results = {}
+    for cache in (False, True):
+        config, args, splits, model, base, head, n_reused = setup(
+            tmp_path / str(cache), cache_frozen_features=cache,
+            fine_tune={"epochs": 3, "learning_rate": 1e-3, "unfreeze": 1})
+        frozen_phase(model, base, head, n_reused, splits, config.training, args.model_run_dir,
+                     config.seed)
+        before = weights_by_name(base)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="absl"):
+            fine_tune_phase(model, base, head, n_reused, splits, config.training,
+                            args.model_run_dir, config.seed)
+        # conv3 trains either way (and back on the base); its BatchNorm statistics stay.
+        assert changed(before, weights_by_name(base)) == {"conv3/kernel:0"}
+        results[cache] = accuracy(model, splits), caplog.text
+    # Cached: the output of pool2 (7x7x64), the layer below conv3, of 80 + 60 images.
+    assert f"{(80 + 60) * (7 * 7 * 64 * 4 + 8)} bytes" in results[True][1]
+    assert "Frozen-layer cache" not in results[False][1]
+    assert results[True][0] == pytest.approx(results[False][0], abs=0.05)
+
+
+def test_the_bottom_is_cut_below_a_residual_block_never_inside(tmp_path):
+    base = application_base("efficientnet_lite0", (32, 32, 3), weights=None)
+    training = TrainingConfig()
+    for layer in base_layers(base):
+        layer.trainable = layer.name == "block2b_project_conv"
+    # Block 2b adds its input back after its projection: the cut is that input, block 2a's
+    # output, not the layer below the projection, whose output the add does not read.
+    assert frozen_bottom(base, training) is base.get_layer("block2a_project_bn").output
+    augmented = training.model_copy(update={"augmentation": AugmentationConfig(flip="vertical")})
+    assert frozen_bottom(base, augmented) is None
+    assert frozen_bottom(base, training.model_copy(update={"cache_frozen_features": False})) is None
 
 
 def test_runs_repeat_exactly(tmp_path):

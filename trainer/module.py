@@ -83,7 +83,8 @@ def transfer(config: TrainerConfig, fn_args: FnArgs, splits: Splits, input_shape
         model, head = classifier(base, config)
     frozen_phase(model, base, head, n_reused, splits, config.training, fn_args.model_run_dir,
                  config.seed)
-    fine_tune_phase(model, base, n_reused, splits, config.training, fn_args.model_run_dir)
+    fine_tune_phase(model, base, head, n_reused, splits, config.training,
+                    fn_args.model_run_dir, config.seed)
     return model
 
 

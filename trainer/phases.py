@@ -23,7 +23,7 @@ import tf_keras as keras
 from absl import logging
 
 from trainer import bottleneck_cache
-from trainer.architectures import reusable_layers
+from trainer.architectures import base_layers, reusable_layers
 from trainer.image_inputs import Splits
 from trainer.options import FineTuneConfig, PhaseConfig, TrainingConfig
 
@@ -125,9 +125,40 @@ def frozen_phase(model: keras.Model, base: keras.Model, head: keras.Model, n_reu
         fit(model, splits, "frozen", training.frozen, training, run_dir)
 
 
-def fine_tune_phase(model: keras.Model, base: keras.Model, n_reused: int, splits: Splits,
-                    training: TrainingConfig, run_dir: str) -> None:
-    """Phase 2: thaw the top reused layers and train them with the head at a low rate."""
+def frozen_bottom(base: keras.Model, training: TrainingConfig) -> keras.KerasTensor | None:
+    """Where fine-tuning can cut the base: the highest layer output below every trainable
+    layer from which the rest of the base is computed (a residual block is cut above or
+    below, never inside); None when nothing below trains frozen, or something random (an
+    augmentation in front, Dropout in the base) would make cached outputs wrong."""
+    layers = base_layers(base)
+    first_trained = next((i for i, layer in enumerate(layers) if layer.trainable_weights), 0)
+    if (not training.cache_frozen_features or training.augmentation.enabled or first_trained == 0
+            or any(isinstance(layer, keras.layers.Dropout) for layer in layers)):
+        return None
+    for layer in reversed(layers[:first_trained]):
+        try:
+            keras.Model(layer.output, base.output)
+        except ValueError:  # a layer above also reads a tensor from below this one
+            continue
+        return layer.output
+    return None
+
+
+def fine_tune_phase(model: keras.Model, base: keras.Model, head: keras.Model, n_reused: int,
+                    splits: Splits, training: TrainingConfig, run_dir: str, seed: int) -> None:
+    """Phase 2: thaw the top reused layers and train them with the head at a low rate.
+
+    When the layers below the thawed ones stay frozen and nothing random precedes them,
+    their output is computed once, and the thawed layers and head train on it (the frozen
+    phase's caching, one level deeper): each epoch then costs the top of the base only."""
     phase: FineTuneConfig = training.fine_tune
     unfreeze_top(base, n_reused, phase.unfreeze)
-    fit(model, splits, "fine_tune", phase, training, run_dir)
+    cut = frozen_bottom(base, training) if phase.epochs > 0 else None
+    if cut is None:
+        fit(model, splits, "fine_tune", phase, training, run_dir)
+        return
+    # The top shares its layers with `model`, so what it learns is back on the base.
+    with base.distribute_strategy.scope():
+        bottom, top = keras.Model(base.input, cut), keras.Model(cut, head(base.output))
+    cached = bottleneck_cache.cache_splits(bottom, splits, training.batch_size, seed)
+    fit(top, cached, "fine_tune", phase, training, run_dir)
