@@ -163,9 +163,13 @@ class RandomQuarterTurn(keras.layers.Layer):
     def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if not training:
             return images
-        turns = tf.random.uniform([tf.shape(images)[0]], 0, 4, dtype=tf.int32, seed=self.seed)
-        return tf.map_fn(lambda item: tf.image.rot90(item[0], item[1]), (images, turns),
-                         fn_output_signature=images.dtype)
+        turns = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], 0, 4, dtype=tf.int32,
+                                  seed=self.seed)
+        # k quarter turns anticlockwise, the batch at once: transpose when k is odd, then
+        # reverse the rows when k is 1 or 2 and the columns when k is 2 or 3.
+        images = tf.where(turns % 2 == 1, tf.transpose(images, [0, 2, 1, 3]), images)
+        images = tf.where((turns == 1) | (turns == 2), tf.reverse(images, [1]), images)
+        return tf.where(turns >= 2, tf.reverse(images, [2]), images)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
