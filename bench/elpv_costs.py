@@ -28,7 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -147,7 +146,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 224])
     parser.add_argument("--out", default="bench/results/elpv_costs.json")
     args = parser.parse_args()
-    config_size = yaml.safe_load(open(CONFIG, encoding="utf-8"))["image"]["height"]
+    config_size = load_config(CONFIG).image.height
     results: dict = {"load_average_1min_before": os.getloadavg()[0], "config_size": config_size,
                      "backbones": {}}
     for size in args.sizes:

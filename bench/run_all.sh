@@ -63,6 +63,10 @@ step pipeline_vs_plain_shirt_tshirt $PY bench/pipeline_vs_plain.py --workdir "$W
 # source's runs above. Resumes run by run from its workdir, so it always runs.
 $PY bench/unlabelled_pretraining.py --methods autoencoder --workdir "$WORK/unlabelled"
 $PY bench/unlabelled_pretraining.py --methods rotation --reuse all 1 --workdir "$WORK/unlabelled"
+# ImageNet → ELPV (real images): costs per resolution, then the study per backbone (resumes
+# cell by cell, so it always runs).
+step elpv_costs $PY bench/elpv_costs.py --out "$OUT/elpv_costs.json"
+$PY bench/elpv_transfer.py
 # Scale-out figures of docs/scaling.md.
 step scaling_multiworker $PY bench/scaling_multiworker.py --repeats 3 \
   --out "$OUT/scaling_multiworker.json"
