@@ -202,6 +202,43 @@ def study(results: dict) -> str:
     return f"{table(results['rows'])}\n\n{meets}"
 
 
+def elpv_costs(results: dict) -> str:
+    """Per backbone and resolution: ms per image, the linear probe's test accuracy, and the
+    frozen phase cached and not at the config's resolution."""
+    lines = ["| backbone | px | forward ms/image | training step ms/image | linear probe, "
+             "500 labels (3 seeds) | linear probe, 1,968 |", "|---|---|---|---|---|---|"]
+    frozen = []
+    for backbone, sizes in results["backbones"].items():
+        for size, row in sizes.items():
+            probe = row["linear_probe_test_accuracy"]
+            lines.append(f"| {backbone} | {size} | {row['forward_ms']:.1f} | "
+                         f"{row['train_step_ms']:.1f} | "
+                         f"{statistics.fmean(probe['500']):.2%} ({min(probe['500']):.2%}–"
+                         f"{max(probe['500']):.2%}) | {probe['1968']:.2%} |")
+            if "frozen_phase" in row:
+                cached, uncached = row["frozen_phase"]["cached"], row["frozen_phase"]["uncached"]
+                frozen.append(f"{backbone} at {size} px, frozen phase (10 epochs, 400 + 100 "
+                              f"cells): uncached {uncached['seconds']} s, cached "
+                              f"{cached['seconds']} s (**{uncached['seconds'] / cached['seconds']:.1f}×**); "
+                              f"eval accuracy {uncached['eval_accuracy']:.2%} / "
+                              f"{cached['eval_accuracy']:.2%}")
+    load = results["load_average_1min_before"]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(frozen) + f"\n\nload before: {load:.2f}"
+
+
+def elpv_transfer(results: dict) -> str:
+    """Each backbone's study table, its cells' seconds, beside the references."""
+    from pipeline.study import table
+
+    parts = [", ".join(f"{name} {value:.2%}" for name, value in results["references"].items()
+                       if isinstance(value, float))]
+    for name, study in results["studies"].items():
+        seconds = [cell["seconds"] for cell in study["cells"]]
+        parts.append(f"**{name}** ({len(seconds)} runs, {min(seconds):.0f}–{max(seconds):.0f} s "
+                     f"each)\n\n{table(study['rows'])}")
+    return "\n\n".join(parts)
+
+
 def ci_durations(results: dict, top: int = 15) -> str:
     """The test phase's wall time, each worker's busy seconds and the costliest groups."""
     tests = results["tests"].values()
@@ -248,6 +285,10 @@ def section(name: str, results: dict) -> str | None:
         return fresh_clone_ci(results)
     if name == "image_build":
         return image_build(results)
+    if name == "elpv_costs":
+        return elpv_costs(results)
+    if name == "elpv_transfer":
+        return elpv_transfer(results)
     if name.startswith("recipe_ablation"):
         return recipe_ablation(results)
     if name.startswith("study_"):
