@@ -160,10 +160,16 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _quarter_turns_fit(self) -> "PipelineConfig":
-        if self.training.augmentation.quarter_turns and self.image.height != self.image.width:
-            raise ValueError(f"training.augmentation.quarter_turns: a quarter turn swaps "
-                             f"height and width, which needs square images; image is "
-                             f"{self.image.height}x{self.image.width}")
+        """Quarter turns swap height and width: rotation pretraining and the quarter-turn
+        augmentation need square images."""
+        users = {"training.augmentation.quarter_turns: a quarter turn swaps height and width":
+                 self.training.augmentation.quarter_turns,
+                 "pretraining.method: rotation turns images by quarter turns":
+                 self.pretraining.method == "rotation"}
+        for what, used in users.items():
+            if used and self.image.height != self.image.width:
+                raise ValueError(f"{what}, which needs square images; image is "
+                                 f"{self.image.height}x{self.image.width}")
         return self
 
     @model_validator(mode="after")
@@ -176,10 +182,6 @@ class PipelineConfig(_Strict):
                 self.source is not None and not self.source.labelled)):
             raise ValueError("pretraining.method: supervised pretraining needs a labelled "
                              "source; autoencoder or rotation learn from images alone")
-        if method == "rotation" and self.image.height != self.image.width:
-            raise ValueError(f"pretraining.method: rotation turns images by quarter turns, "
-                             f"which needs square images; image is {self.image.height}x"
-                             f"{self.image.width}")
         if data == "target_unlabelled":
             if self.source is not None:
                 raise ValueError("source: pretraining.data target_unlabelled pretrains on the "
